@@ -1,0 +1,36 @@
+# The two commands the README gives: `make demo` (the main job) and `make test`
+# (lint, strict type check, the whole test suite). Both build .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck pytest diagrams clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit("lifecycle needs Python >= 3.11, found " + sys.version.split()[0] if sys.version_info < (3, 11) else 0)'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,lint]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lifecycle demo
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy lifecycle
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+# Regenerate the committed diagrams from the transition table.
+diagrams: $(STAMP)
+	$(BIN)/lifecycle diagram
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache .hypothesis

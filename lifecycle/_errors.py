@@ -1,0 +1,166 @@
+"""The exceptions `lifecycle` raises.
+
+This is a leaf module: it imports nothing from the package, so every layer
+can raise these without an import loop (structlog's ``exceptions.py`` does
+the same). States and triggers arrive as ``str`` values; ``State`` and
+``Trigger`` are ``StrEnum``s, so the attributes hold the enum members.
+
+Our exception tree::
+
+    LifecycleError                      base of everything lifecycle raises
+    ├── InvalidTransitionError          the trigger is not allowed from the current state
+    ├── UnknownTriggerError             a string that names no trigger (also a ValueError)
+    ├── ContainerNotFoundError          no live container matches a reference
+    ├── NameConflictError               the name is in use by a live container
+    ├── SpawnError                      the supervised process could not be started
+    └── RenderError                     Graphviz could not render a graph
+        └── GraphvizNotFoundError       the format needs the system `dot` binary; none on PATH
+
+Messages follow Docker's shape, lowercase, and name everything a reader
+needs: the container (name and short id), its state, the trigger, and what
+is allowed instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "ContainerNotFoundError",
+    "GraphvizNotFoundError",
+    "InvalidTransitionError",
+    "LifecycleError",
+    "NameConflictError",
+    "RenderError",
+    "SpawnError",
+    "UnknownTriggerError",
+]
+
+_SHORT_ID_LENGTH = (
+    12  # NB: lifecycle/_states.py has no id logic; the engine's short_id matches this.
+)
+
+
+def _describe_container(container_id: str | None, name: str | None) -> str:
+    """``container web (3f2a9c1d0b7e)``, or as much of it as is known."""
+    words = ["container"]
+    if name:
+        words.append(name)
+    if container_id:
+        words.append(f"({container_id[:_SHORT_ID_LENGTH]})")
+    return " ".join(words)
+
+
+class LifecycleError(Exception):
+    """Base class of every error `lifecycle` raises on purpose."""
+
+
+class UnknownTriggerError(LifecycleError, ValueError):
+    """A string that names no trigger was given where a trigger was expected."""
+
+    def __init__(self, value: object, known: Iterable[str]) -> None:
+        self.value = value
+        self.known = tuple(known)
+        super().__init__(f"unknown trigger {value!r} (expected one of: {', '.join(self.known)})")
+
+
+class InvalidTransitionError(LifecycleError):
+    """The trigger is not in the transition table for the container's state.
+
+    Nothing was changed: no signal was sent and no event was published.
+    """
+
+    def __init__(
+        self,
+        *,
+        state: str,
+        trigger: str,
+        allowed: Iterable[str],
+        container_id: str | None = None,
+        name: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.state = state
+        self.trigger = trigger
+        self.allowed = tuple(allowed)
+        self.container_id = container_id
+        self.name = name
+        self.hint = hint
+        allowed_text = ", ".join(self.allowed) if self.allowed else "nothing"
+        message = (
+            f"cannot {trigger} {_describe_container(container_id, name)}: "
+            f"container is {state} (allowed: {allowed_text})"
+        )
+        if hint:
+            message = f"{message}; {hint}"
+        super().__init__(message)
+
+
+class ContainerNotFoundError(LifecycleError):
+    """No live container matches the reference (full id, name or unique id prefix)."""
+
+    def __init__(self, reference: str, *, reason: str | None = None) -> None:
+        self.reference = reference
+        self.reason = reason
+        # Docker: "No such container: web".
+        message = f"no such container: {reference}"
+        if reason:
+            message = f"{message} ({reason})"
+        super().__init__(message)
+
+
+class NameConflictError(LifecycleError):
+    """The name is already used by a live (not deleted) container."""
+
+    def __init__(self, name: str, *, container_id: str) -> None:
+        self.name = name
+        self.container_id = container_id
+        # Docker: 'Conflict. The container name "/web" is already in use by container "3f2a…".
+        # You have to remove (or rename) that container to be able to reuse that name.'
+        super().__init__(
+            f"the container name {name} is already in use by container "
+            f"{container_id[:_SHORT_ID_LENGTH]}; remove that container to reuse the name"
+        )
+
+
+class SpawnError(LifecycleError):
+    """The supervised process could not be started.
+
+    ``exit_code`` follows the shell's convention, as Docker does: 127 when the
+    executable was not found, 126 when it was found but could not be executed.
+    The container keeps the state it had.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        exit_code: int,
+        command: Iterable[str] = (),
+        container_id: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.exit_code = exit_code
+        self.command = tuple(command)
+        self.container_id = container_id
+        self.name = name
+        subject = _describe_container(container_id, name)
+        executable = f" {self.command[0]!r}" if self.command else ""
+        super().__init__(f"cannot start {subject}{executable}: {reason} (exit code {exit_code})")
+
+
+class RenderError(LifecycleError):
+    """Graphviz could not render the graph (the message carries Graphviz's reason)."""
+
+
+class GraphvizNotFoundError(RenderError):
+    """The requested format needs the system ``dot`` binary, and it is not on ``PATH``."""
+
+    def __init__(self, output_format: str) -> None:
+        self.format = output_format
+        super().__init__(
+            f"{output_format} output needs the Graphviz 'dot' binary, which is not on PATH; "
+            "install Graphviz (Debian/Ubuntu: apt-get install graphviz; Fedora: dnf install "
+            "graphviz; macOS: brew install graphviz), or ask for svg, which renders in-process"
+        )

@@ -1,0 +1,27 @@
+"""Shared test configuration.
+
+Async tests are marked ``pytest.mark.anyio`` and run once per backend through
+anyio's pytest plugin (the ``anyio_backend`` fixture below). pytest-asyncio,
+in strict mode, only serves tests marked ``pytest.mark.asyncio``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import settings
+
+# "ci" bounds the work so the suite stays fast; "soak" is for long local runs
+# (HYPOTHESIS_PROFILE=soak make pytest). No deadline: a loaded CI machine
+# must not turn a slow example into a failure.
+settings.register_profile("ci", max_examples=300, deadline=None)
+settings.register_profile("soak", max_examples=20_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every anyio test runs on both backends."""
+    backend: str = request.param
+    return backend

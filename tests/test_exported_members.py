@@ -1,0 +1,43 @@
+"""The public surface is exactly what we mean to export (after httpx's test)."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import lifecycle
+
+EXPECTED = [
+    "TRANSITIONS",
+    "ContainerNotFoundError",
+    "GraphvizNotFoundError",
+    "InvalidTransitionError",
+    "LifecycleError",
+    "NameConflictError",
+    "RenderError",
+    "SpawnError",
+    "State",
+    "StateModel",
+    "Transition",
+    "Trigger",
+    "UnknownTriggerError",
+    "__version__",
+]
+
+
+def test_all_is_pinned() -> None:
+    """lifecycle.__all__ lists exactly the public names, sorted."""
+    assert EXPECTED == lifecycle.__all__
+    assert sorted(EXPECTED) == sorted(lifecycle.__all__)
+
+
+def test_every_exported_name_exists() -> None:
+    """Each name in __all__ resolves, and every exported class says its module is ours."""
+    for name in lifecycle.__all__:
+        member = getattr(lifecycle, name)
+        if isinstance(member, type):
+            assert member.__module__.startswith("lifecycle.")
+
+
+def test_version_matches_the_distribution() -> None:
+    """lifecycle.__version__ agrees with the installed package metadata."""
+    assert version("lifecycle") == lifecycle.__version__
