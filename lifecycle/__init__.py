@@ -8,12 +8,19 @@ from __future__ import annotations
 
 __version__ = "0.1.0"  # NB: pyproject.toml's [project] version must match.
 
+from lifecycle._container import Container
+from lifecycle._engine import Engine
 from lifecycle._errors import (
     ContainerNotFoundError,
+    EngineClosedError,
     GraphvizNotFoundError,
+    InvalidArgumentError,
+    InvalidNameError,
+    InvalidSignalError,
     InvalidTransitionError,
     LifecycleError,
     NameConflictError,
+    PauseTimeoutError,
     RenderError,
     SpawnError,
     UnknownTriggerError,
@@ -22,11 +29,18 @@ from lifecycle._states import TRANSITIONS, State, StateModel, Transition, Trigge
 
 __all__ = [
     "TRANSITIONS",
+    "Container",
     "ContainerNotFoundError",
+    "Engine",
+    "EngineClosedError",
     "GraphvizNotFoundError",
+    "InvalidArgumentError",
+    "InvalidNameError",
+    "InvalidSignalError",
     "InvalidTransitionError",
     "LifecycleError",
     "NameConflictError",
+    "PauseTimeoutError",
     "RenderError",
     "SpawnError",
     "State",

@@ -13,6 +13,11 @@ Our exception tree::
     ├── ContainerNotFoundError          no live container matches a reference
     ├── NameConflictError               the name is in use by a live container
     ├── SpawnError                      the supervised process could not be started
+    ├── PauseTimeoutError               the process group did not stop in time (it was resumed)
+    ├── EngineClosedError               the engine has shut down; it accepts nothing more
+    ├── InvalidArgumentError            bad input, refused with nothing changed (a ValueError)
+    │   ├── InvalidNameError            a container name that breaks Docker's naming rule
+    │   └── InvalidSignalError          a signal name or number this system does not have
     └── RenderError                     Graphviz could not render a graph
         └── GraphvizNotFoundError       the format needs the system `dot` binary; none on PATH
 
@@ -27,10 +32,15 @@ from collections.abc import Iterable
 
 __all__ = [
     "ContainerNotFoundError",
+    "EngineClosedError",
     "GraphvizNotFoundError",
+    "InvalidArgumentError",
+    "InvalidNameError",
+    "InvalidSignalError",
     "InvalidTransitionError",
     "LifecycleError",
     "NameConflictError",
+    "PauseTimeoutError",
     "RenderError",
     "SpawnError",
     "UnknownTriggerError",
@@ -146,8 +156,7 @@ class SpawnError(LifecycleError):
         self.container_id = container_id
         self.name = name
         subject = _describe_container(container_id, name)
-        executable = f" {self.command[0]!r}" if self.command else ""
-        super().__init__(f"cannot start {subject}{executable}: {reason} (exit code {exit_code})")
+        super().__init__(f"cannot start {subject}: {reason} (exit code {exit_code})")
 
 
 class RenderError(LifecycleError):
@@ -164,3 +173,43 @@ class GraphvizNotFoundError(RenderError):
             "install Graphviz (Debian/Ubuntu: apt-get install graphviz; Fedora: dnf install "
             "graphviz; macOS: brew install graphviz), or ask for svg, which renders in-process"
         )
+
+
+class PauseTimeoutError(LifecycleError):
+    """The process group did not reach the stopped state in time; it was resumed (SIGCONT)."""
+
+    def __init__(
+        self, *, timeout: float, container_id: str | None = None, name: str | None = None
+    ) -> None:
+        self.timeout = timeout
+        self.container_id = container_id
+        self.name = name
+        super().__init__(
+            f"cannot pause {_describe_container(container_id, name)}: its processes did not "
+            f"stop within {timeout:g}s (uninterruptible sleep?); it was resumed and is running"
+        )
+
+
+class EngineClosedError(LifecycleError):
+    """The engine has shut down (or was never entered); it accepts no more operations."""
+
+
+class InvalidArgumentError(LifecycleError, ValueError):
+    """Bad input, refused before anything changed; the message names the argument and the rule."""
+
+
+class InvalidNameError(InvalidArgumentError):
+    """A container name that breaks the rule ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``."""
+
+    def __init__(self, name: object, pattern: str) -> None:
+        self.name = name
+        # Docker: "Invalid container name (web!), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed".
+        super().__init__(f"invalid container name {name!r}: it must match {pattern}")
+
+
+class InvalidSignalError(InvalidArgumentError):
+    """A signal name or number this system does not have (or one that cannot be used here)."""
+
+    def __init__(self, value: object, reason: str = "no such signal") -> None:
+        self.value = value
+        super().__init__(f"invalid signal {value!r}: {reason}")

@@ -8,6 +8,7 @@ in strict mode, only serves tests marked ``pytest.mark.asyncio``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -25,3 +26,14 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Every anyio test runs on both backends."""
     backend: str = request.param
     return backend
+
+
+@pytest.fixture(autouse=True)
+def no_child_processes_left() -> Iterator[None]:
+    """After every test: no child of the test process remains, running or zombie."""
+    yield
+    # Imported lazily: the /proc helpers are Linux-only, like the engine.
+    from .oshelpers import children_of_this_process  # noqa: PLC0415
+
+    leftovers = children_of_this_process()
+    assert {} == leftovers, f"processes left behind (pid: state): {leftovers}"

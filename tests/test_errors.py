@@ -59,15 +59,14 @@ def test_name_conflict_names_name_and_holder() -> None:
     ("exit_code", "reason"), [(127, "executable file not found"), (126, "permission denied")]
 )
 def test_spawn_error_carries_the_shell_exit_code(exit_code: int, reason: str) -> None:
-    """SpawnError carries 127/126 and names the container and the executable."""
+    """SpawnError carries 127/126 and the command, and names the container."""
     error = SpawnError(
         reason, exit_code=exit_code, command=["nope", "-x"], container_id=CONTAINER_ID, name="web"
     )
     assert exit_code == error.exit_code
     assert ("nope", "-x") == error.command
-    assert (
-        f"cannot start container web (0123456789ab) 'nope': {reason} (exit code {exit_code})"
-        == str(error)
+    assert f"cannot start container web (0123456789ab): {reason} (exit code {exit_code})" == str(
+        error
     )
 
 

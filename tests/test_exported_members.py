@@ -8,11 +8,18 @@ import lifecycle
 
 EXPECTED = [
     "TRANSITIONS",
+    "Container",
     "ContainerNotFoundError",
+    "Engine",
+    "EngineClosedError",
     "GraphvizNotFoundError",
+    "InvalidArgumentError",
+    "InvalidNameError",
+    "InvalidSignalError",
     "InvalidTransitionError",
     "LifecycleError",
     "NameConflictError",
+    "PauseTimeoutError",
     "RenderError",
     "SpawnError",
     "State",

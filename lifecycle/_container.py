@@ -1,0 +1,434 @@
+"""Container handles: one supervised process driven through the transition table.
+
+Every operation follows the same three steps (DESIGN.md, "Layers"):
+
+1. take the container's lock (operations on one container run one at a
+   time, in call order) and *reconcile*: if the process has exited and been
+   reaped but nobody has committed that yet, commit ``die`` first, so every
+   operation starts from what the OS says;
+2. check the trigger against the table (``InvalidTransitionError`` or a
+   Docker no-op, nothing changed) and await the side effect (spawn, signal,
+   wait);
+3. commit the transition with one synchronous call.
+
+Cancellation follows trio's ``run_process``: an operation whose caller is
+cancelled after it has signalled a process finishes the part that keeps the
+state true (SIGKILL and reap, shielded), commits it, then lets the
+cancellation through. Nothing is ever left half done.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final, NoReturn, final
+
+import anyio
+import anyio.lowlevel
+
+from lifecycle._errors import (
+    ContainerNotFoundError,
+    PauseTimeoutError,
+    SpawnError,
+)
+from lifecycle._identity import SHORT_ID_LENGTH
+from lifecycle._options import WaitCondition, check_timeout, check_wait_condition
+from lifecycle._process import SpawnFailure, SupervisedProcess
+from lifecycle._signals import SignalLike, parse_signal
+from lifecycle._states import State, StateModel, Trigger
+
+if TYPE_CHECKING:
+    from lifecycle._engine import Engine
+
+__all__ = ["Container"]
+
+# How long pause() waits for every process of the group to show state T.
+PAUSE_TIMEOUT: Final = 5.0
+# After SIGKILL, how long a cancelled operation waits (shielded) for the exit
+# before giving up and letting the cancellation through; the watcher still
+# commits the die whenever it comes.
+KILL_REAP_TIMEOUT: Final = 5.0
+
+_LIVE: Final = frozenset({State.RUNNING, State.PAUSED})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@final
+class Container:
+    """A handle on one container of an ``Engine``. Made by ``Engine.create``; no public constructor.
+
+    The attributes are read-only views of the container's live state.
+    """
+
+    __slots__ = (
+        "_changed",
+        "_cwd",
+        "_engine",
+        "_env",
+        "_exit_count",
+        "_inherit_env",
+        "_lock",
+        "_model",
+        "_process",
+        "_stop_signal",
+        "_stop_timeout",
+        "command",
+        "error",
+        "exit_code",
+        "finished_at",
+        "id",
+        "name",
+        "restart_count",
+        "started_at",
+    )
+
+    _engine: Engine
+    _env: dict[str, str]
+    _inherit_env: bool
+    _cwd: str | None
+    _stop_signal: signal.Signals
+    _stop_timeout: float
+    _model: StateModel
+    _lock: anyio.Lock
+    _changed: anyio.Event
+    _process: SupervisedProcess | None
+    _exit_count: int
+    id: str
+    name: str
+    command: tuple[str, ...]
+    exit_code: int | None
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    restart_count: int
+
+    def __init__(self) -> None:
+        raise TypeError("Container has no public constructor; use Engine.create()")
+
+    @classmethod
+    def _new(
+        cls,
+        *,
+        engine: Engine,
+        container_id: str,
+        name: str,
+        command: tuple[str, ...],
+        env: dict[str, str],
+        inherit_env: bool,
+        cwd: str | None,
+        stop_signal: signal.Signals,
+        stop_timeout: float,
+    ) -> Container:
+        self = object.__new__(cls)
+        self._engine = engine
+        self.id = container_id
+        self.name = name
+        self.command = command
+        self._env = env
+        self._inherit_env = inherit_env
+        self._cwd = cwd
+        self._stop_signal = stop_signal
+        self._stop_timeout = stop_timeout
+        self._model = StateModel(container_id=container_id, name=name)
+        self._lock = anyio.Lock()
+        self._changed = anyio.Event()
+        self._process = None
+        self._exit_count = 0
+        self.exit_code = None
+        self.error = None
+        self.started_at = None
+        self.finished_at = None
+        self.restart_count = 0
+        return self
+
+    # -- read-only views -------------------------------------------------
+
+    @property
+    def short_id(self) -> str:
+        """The first 12 characters of ``id``, as Docker shows it."""
+        return self.id[:SHORT_ID_LENGTH]
+
+    @property
+    def state(self) -> State:
+        """The current state; it agrees with the OS whenever no operation is in progress."""
+        return self._model.state
+
+    @property
+    def pid(self) -> int | None:
+        """The main process's PID while running or paused, else None."""
+        if self._process is None or self._model.state not in _LIVE:
+            return None
+        return self._process.pid
+
+    @property
+    def stop_signal(self) -> signal.Signals:
+        """The signal ``stop()`` sends first (default SIGTERM)."""
+        return self._stop_signal
+
+    @property
+    def stop_timeout(self) -> float:
+        """Seconds ``stop()`` waits before SIGKILL (default 10)."""
+        return self._stop_timeout
+
+    def __repr__(self) -> str:
+        detail = self._model.state.value
+        if self.pid is not None:
+            detail = f"{detail}, pid {self.pid}"
+        elif self.exit_code is not None:
+            detail = f"{detail}, exit code {self.exit_code}"
+        return f"<Container {self.name} ({self.short_id}) {detail}>"
+
+    # -- the steps every operation shares ----------------------------------
+
+    @asynccontextmanager
+    async def _operation(self, *, internal: bool = False) -> AsyncIterator[None]:
+        if not internal:
+            self._engine._check_open()
+        # A caller cancelled before it begins gets nothing done, deterministically.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        async with self._lock:
+            self._reconcile()
+            yield
+
+    def _reconcile(self) -> None:
+        process = self._process
+        if process is not None and process.exited and self._model.state in _LIVE:
+            self._commit_exit(Trigger.DIE, process)
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    def _commit_exit(self, trigger: Trigger, process: SupervisedProcess) -> None:
+        """Commit a move to stopped for ``process``'s exit (stop, kill or die)."""
+        self._model.apply(trigger)
+        self.exit_code = process.exit_code
+        self.finished_at = _now()
+        self._process = None
+        self._exit_count += 1
+        self._notify()
+
+    def _commit(self, trigger: Trigger) -> None:
+        self._model.apply(trigger)
+        self._notify()
+
+    def _spawn(self) -> SupervisedProcess:
+        """Start the command; on failure record exit code and error and raise SpawnError."""
+        try:
+            environment = self._engine._environment(self._env, self._inherit_env)
+            process = SupervisedProcess.spawn(self.command, env=environment, cwd=self._cwd)
+        except SpawnFailure as failure:
+            self.exit_code = failure.exit_code
+            self.error = failure.reason
+            raise SpawnError(
+                failure.reason,
+                exit_code=failure.exit_code,
+                command=self.command,
+                container_id=self.id,
+                name=self.name,
+            ) from None
+        self._engine._supervise(self, process)
+        return process
+
+    def _commit_spawned(self, trigger: Trigger, process: SupervisedProcess) -> None:
+        self._process = process
+        self.error = None
+        self.started_at = _now()
+        self._commit(trigger)
+
+    async def _terminate(
+        self, trigger: Trigger, first_signal: signal.Signals, timeout: float
+    ) -> None:
+        """Signal, wait up to ``timeout``, SIGKILL, wait; commit ``trigger`` once reaped."""
+        process = self._process
+        if process is None:  # pragma: no cover -- callers checked the state
+            raise RuntimeError(f"{self!r} has no process to terminate")
+        was_paused = self._model.state is State.PAUSED
+        try:
+            process.signal_group(first_signal)
+            if was_paused and first_signal is not signal.SIGKILL:
+                # A handled signal stays pending in a stopped process: wake it
+                # so it can act (Docker does the same for a paused container).
+                process.signal_group(signal.SIGCONT)
+            if first_signal is not signal.SIGKILL:
+                with anyio.move_on_after(timeout):
+                    await process.wait()
+                if not process.exited:
+                    process.signal_group(signal.SIGKILL)
+            await process.wait()
+        finally:
+            if not process.exited:
+                # Cancelled (or failed) mid-way: finish the kill so the state stays true.
+                with anyio.CancelScope(shield=True):
+                    process.signal_group(signal.SIGKILL)
+                    with anyio.move_on_after(KILL_REAP_TIMEOUT):
+                        await process.wait()
+            if process.exited and self._process is process:
+                self._commit_exit(trigger, process)
+
+    # -- operations ------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the process; return once it runs. A no-op if already running (Docker's 304).
+
+        Raises ``SpawnError`` (exit code 127 or 126, recorded on the
+        container, state unchanged) if the command cannot be executed.
+        Cancellation: cancelled while waiting for another operation on this
+        container, nothing happens; the spawn itself is never interrupted.
+        """
+        async with self._operation():
+            if self._model.check(Trigger.START) is None:
+                return
+            self._commit_spawned(Trigger.START, self._spawn())
+
+    async def pause(self) -> None:
+        """Stop every process of the group (SIGSTOP); return once ``/proc`` shows them stopped.
+
+        Raises ``PauseTimeoutError`` (after resuming it) if the group does not
+        stop within 5 s. Cancellation: the group is resumed (SIGCONT) and the
+        container stays running.
+        """
+        async with self._operation():
+            self._model.check(Trigger.PAUSE)
+            process = self._process
+            if process is None:  # pragma: no cover -- running implies a process
+                raise RuntimeError(f"{self!r} is running without a process")
+            process.signal_group(signal.SIGSTOP)
+            try:
+                stopped = await process.wait_group_stopped(PAUSE_TIMEOUT)
+            except BaseException:
+                process.signal_group(signal.SIGCONT)  # takes effect at once
+                raise
+            if stopped is None:
+                # It exited before it stopped: that exit is what happened.
+                await process.wait()
+                self._reconcile()
+                self._model.check(Trigger.PAUSE)  # raises: container is stopped
+            elif not stopped:
+                process.signal_group(signal.SIGCONT)
+                raise PauseTimeoutError(timeout=PAUSE_TIMEOUT, container_id=self.id, name=self.name)
+            else:
+                self._commit(Trigger.PAUSE)
+
+    async def unpause(self) -> None:
+        """Resume the group (SIGCONT, which takes effect at once). Cancellation: atomic."""
+        async with self._operation():
+            self._model.check(Trigger.UNPAUSE)
+            if self._process is not None:
+                self._process.signal_group(signal.SIGCONT)
+            self._commit(Trigger.UNPAUSE)
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Send the stop signal, wait ``timeout`` (default: the container's), then SIGKILL.
+
+        Returns once the process has exited and been reaped (exit code 128+N
+        if signal N killed it). A no-op on a created or stopped container.
+        ``timeout=0`` kills at once. Cancellation: the group is SIGKILLed at
+        once and reaped (shielded), the container is stopped, then the
+        cancellation propagates.
+        """
+        timeout = self._stop_timeout if timeout is None else check_timeout(timeout)
+        async with self._operation():
+            if self._model.check(Trigger.STOP) is None:
+                return
+            await self._terminate(Trigger.STOP, self._stop_signal, timeout)
+
+    async def kill(self, sig: SignalLike = signal.SIGKILL) -> None:
+        """Send ``sig`` (name, number or ``signal.Signals``; default SIGKILL) to the group.
+
+        SIGKILL returns once the container is stopped. Any other signal returns
+        once it is sent; the container stops only if the process dies of it.
+        On a paused container the signal is followed by SIGCONT, as Docker
+        does, so a survivor is running again. Cancellation: a SIGKILL that
+        was sent is still waited for (shielded) and committed.
+        """
+        parsed = parse_signal(sig)
+        async with self._operation():
+            self._model.check(Trigger.KILL)
+            process = self._process
+            if process is None:  # pragma: no cover -- running implies a process
+                raise RuntimeError(f"{self!r} is live without a process")
+            if parsed is signal.SIGKILL:
+                await self._terminate(Trigger.KILL, signal.SIGKILL, 0.0)
+                return
+            process.signal_group(parsed)
+            if self._model.state is State.PAUSED:
+                process.signal_group(signal.SIGCONT)
+                if not process.has_exited_now():
+                    self._commit(Trigger.UNPAUSE)
+
+    async def restart(self, timeout: float | None = None) -> None:
+        """Stop (as ``stop(timeout)``) if live, then start again.
+
+        Raises ``SpawnError`` if the new process cannot start (the container
+        is then stopped). Cancellation: during the stop, as ``stop()``; the
+        container ends stopped.
+        """
+        timeout = self._stop_timeout if timeout is None else check_timeout(timeout)
+        async with self._operation():
+            self._model.check(Trigger.RESTART)
+            if self._model.state in _LIVE:
+                await self._terminate(Trigger.STOP, self._stop_signal, timeout)
+            self._commit_spawned(Trigger.RESTART, self._spawn())
+
+    async def remove(self, *, force: bool = False) -> None:
+        """Delete the container; the engine forgets it and its name is free again.
+
+        A running or paused container needs ``force=True``, which SIGKILLs
+        and reaps it first. Cancellation: as ``kill()``; a container that was
+        killed stays stopped (not deleted).
+        """
+        async with self._operation():
+            if force and self._model.state in _LIVE:
+                await self._terminate(Trigger.KILL, signal.SIGKILL, 0.0)
+            self._model.check(Trigger.REMOVE)
+            self._commit(Trigger.REMOVE)
+            self._engine._forget(self)
+
+    async def wait(self, condition: WaitCondition = "not-running") -> int:
+        """Wait for a condition (Docker's ``docker wait``); return the last exit code.
+
+        - ``"not-running"``: until the container is not running or paused
+          (at once if it is created or stopped);
+        - ``"next-exit"``: until the process next exits;
+        - ``"removed"``: until the container is removed.
+
+        Returns the exit code of the last exit (0 if it never ran). Raises
+        ``ContainerNotFoundError`` for ``"next-exit"`` on a removed container.
+        Cancellation: simply stops waiting.
+        """
+        condition = check_wait_condition(condition)
+        if condition == "not-running":
+            while self._model.state in _LIVE:
+                await self._changed.wait()
+        elif condition == "removed":
+            while self._model.state is not State.DELETED:
+                await self._changed.wait()
+        else:
+            exits = self._exit_count
+            while self._exit_count == exits:
+                if self._model.state is State.DELETED:
+                    self._gone()
+                await self._changed.wait()
+        await anyio.lowlevel.checkpoint()
+        return 0 if self.exit_code is None else self.exit_code
+
+    def _gone(self) -> NoReturn:
+        raise ContainerNotFoundError(self.name, reason="it was removed")
+
+    # -- engine shutdown ---------------------------------------------------
+
+    async def _stop_for_shutdown(self) -> None:
+        async with self._operation(internal=True):
+            if self._model.state in _LIVE:
+                await self._terminate(Trigger.STOP, self._stop_signal, self._stop_timeout)
+
+    async def _commit_die(self) -> None:
+        """The watcher's half: after a reap, commit ``die`` unless an operation already did."""
+        async with self._lock:
+            self._reconcile()

@@ -1,0 +1,119 @@
+"""Checking what callers pass in, before anything changes.
+
+Each check returns the normalised value or raises ``InvalidArgumentError``
+(a ``ValueError``) whose message names the argument and the rule it broke.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Final, Literal, get_args
+
+from lifecycle._errors import InvalidArgumentError
+
+__all__ = [
+    "DEFAULT_STOP_TIMEOUT",
+    "WAIT_CONDITIONS",
+    "WaitCondition",
+    "check_command",
+    "check_cwd",
+    "check_env",
+    "check_timeout",
+    "check_wait_condition",
+]
+
+# Docker and Podman wait 10 s, supervisord's stopwaitsecs is 10, systemd's
+# TimeoutStopSec is 90 s: we follow Docker.
+DEFAULT_STOP_TIMEOUT: Final = 10.0
+
+WaitCondition = Literal["not-running", "next-exit", "removed"]
+# Docker's `docker wait --condition` values (moby container.WaitCondition).
+WAIT_CONDITIONS: Final[tuple[str, ...]] = get_args(WaitCondition)
+
+
+def _check_text(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise InvalidArgumentError(f"{what} contains a NUL byte: {value!r}")
+    return value
+
+
+def check_command(command: object) -> tuple[str, ...]:
+    """An argv list of strings (or paths), non-empty, no NUL bytes. Never a shell string."""
+    if isinstance(command, str | bytes):
+        raise InvalidArgumentError(
+            f"command must be a list of arguments, not a single string ({command!r}); "
+            "there is no shell: write ['sleep', '60'], or ['sh', '-c', '...'] for shell syntax"
+        )
+    if not isinstance(command, Sequence):
+        raise InvalidArgumentError(
+            f"command must be a list of strings, not {type(command).__name__}"
+        )
+    if not command:
+        raise InvalidArgumentError("command must not be empty: it needs at least the executable")
+    argv: list[str] = []
+    for index, item in enumerate(command):
+        argument = os.fspath(item) if isinstance(item, os.PathLike) else item
+        if not isinstance(argument, str):
+            raise InvalidArgumentError(
+                f"command[{index}] must be a string, not {type(argument).__name__} ({argument!r})"
+            )
+        argv.append(_check_text(argument, f"command[{index}]"))
+    if not argv[0]:
+        raise InvalidArgumentError("command[0] (the executable) must not be empty")
+    return tuple(argv)
+
+
+def check_env(env: object) -> dict[str, str]:
+    """A mapping of variable names to values: strings, names without '=' or NUL."""
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping):
+        raise InvalidArgumentError(f"env must be a mapping of strings, not {type(env).__name__}")
+    checked: dict[str, str] = {}
+    for key, value in env.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidArgumentError(
+                f"env entries must be strings: {key!r}={value!r} is "
+                f"{type(key).__name__}={type(value).__name__}"
+            )
+        if not key or "=" in key:
+            raise InvalidArgumentError(f"env name {key!r} must be non-empty and contain no '='")
+        checked[_check_text(key, "env name")] = _check_text(value, f"env value of {key}")
+    return checked
+
+
+def check_cwd(cwd: object) -> str | None:
+    """A working directory path (its existence is checked at start, as Docker does)."""
+    if cwd is None:
+        return None
+    if isinstance(cwd, os.PathLike):
+        cwd = os.fspath(cwd)
+    if not isinstance(cwd, str) or not cwd:
+        raise InvalidArgumentError(f"cwd must be a non-empty path string, not {cwd!r}")
+    return _check_text(cwd, "cwd")
+
+
+def check_timeout(timeout: object, what: str = "timeout") -> float:
+    """Seconds: a non-negative number (``math.inf`` waits forever)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise InvalidArgumentError(f"{what} must be a number of seconds, not {timeout!r}")
+    if math.isnan(timeout) or timeout < 0:
+        raise InvalidArgumentError(
+            f"{what} must be zero or more seconds, not {timeout!r} (0 kills at once)"
+        )
+    return float(timeout)
+
+
+def check_wait_condition(condition: object) -> WaitCondition:
+    """One of Docker's wait conditions."""
+    if condition == "not-running":
+        return "not-running"
+    if condition == "next-exit":
+        return "next-exit"
+    if condition == "removed":
+        return "removed"
+    raise InvalidArgumentError(
+        f"unknown wait condition {condition!r} (expected one of: {', '.join(WAIT_CONDITIONS)})"
+    )

@@ -1,0 +1,273 @@
+"""One supervised child process: spawn, signal, wait, reap.
+
+The child runs in its own session and process group (``setsid``), so a
+signal to the group reaches everything it started. Its exit is observed
+through a pidfd (``os.pidfd_open``, Linux >= 5.3), which becomes readable
+when the process exits -- event driven, no polling loop.
+
+Ordering that keeps signals safe (DESIGN.md, "Known traps"):
+
+1. The pidfd turns readable: the main process has exited but is not reaped.
+   As a zombie it keeps its PID, and with it the process group id, reserved.
+2. Everything left in the group is SIGKILLed (a container stops when its
+   PID 1 stops), and we wait until none of it runs any more.
+3. Only then is the main process reaped (``waitid(P_PIDFD)``), and from that
+   moment no signal is sent to its group again: after the reap the number
+   could belong to a new, unrelated process group.
+
+Everything here runs on the event loop thread, so "not yet reaped" cannot
+change between the check and the ``killpg`` that follows it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, final
+
+import anyio
+import anyio.lowlevel
+
+from lifecycle import _procfs
+
+__all__ = ["SpawnFailure", "SupervisedProcess", "poll_until"]
+
+# How long to wait for leftovers of a group to die after SIGKILL before
+# reaping anyway (only a process stuck in uninterruptible sleep takes long).
+LEFTOVER_TIMEOUT: Final = 5.0
+# Exit code for an exit status we could not read (someone else reaped the
+# child): 255, moby's value for an exit it could not determine.
+UNKNOWN_EXIT_CODE: Final = 255
+
+_SPIN_CHECKPOINTS: Final = 20
+_FIRST_SLEEP: Final = 0.0005
+_MAX_SLEEP: Final = 0.05
+
+
+async def poll_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Wait until ``condition()`` is true or ``timeout`` seconds pass; return the last answer.
+
+    Spins on scheduler checkpoints first (SIGSTOP and SIGKILL usually land
+    within microseconds, and any ``anyio.sleep(>0)`` costs about 1 ms), then
+    backs off exponentially up to 50 ms between looks. Cancellable.
+    """
+    if condition():
+        return True
+    for _ in range(_SPIN_CHECKPOINTS):
+        await anyio.lowlevel.checkpoint()
+        if condition():
+            return True
+    delay = _FIRST_SLEEP
+    with anyio.move_on_after(timeout):
+        while True:
+            await anyio.sleep(delay)
+            if condition():
+                return True
+            delay = min(delay * 2, _MAX_SLEEP)
+    return condition()
+
+
+class SpawnFailure(Exception):
+    """The child could not be started; ``exit_code`` is the shell's 127 or 126."""
+
+    def __init__(self, reason: str, exit_code: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+
+
+def _spawn_failure(error: OSError, argv: Sequence[str], cwd: str | None) -> SpawnFailure:
+    # The shell's convention, which moby's daemon/start.go follows too:
+    # "no such file or directory" -> 127, anything else that stops exec -> 126.
+    code = 127 if error.errno == errno.ENOENT else 126
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    if cwd is not None and error.filename == cwd:
+        return SpawnFailure(f"working directory {cwd!r}: {reason.lower()}", code)
+    executable = error.filename if isinstance(error.filename, str) else argv[0]
+    if error.errno == errno.ENOENT:
+        return SpawnFailure(f"executable file {executable!r} not found", code)
+    return SpawnFailure(f"cannot execute {executable!r}: {reason.lower()}", code)
+
+
+@final
+class SupervisedProcess:
+    """A child in its own session and process group, observed through a pidfd.
+
+    No public constructor: use ``SupervisedProcess.spawn``. Call
+    ``supervise()`` exactly once, in a task that outlives every caller
+    waiting for the exit (the engine runs it shielded).
+    """
+
+    __slots__ = ("_exited", "_pidfd", "_popen", "_reaped", "exit_code", "pid")
+
+    def __init__(self, popen: subprocess.Popen[bytes], pidfd: int) -> None:
+        self._popen = popen
+        self._pidfd: int | None = pidfd
+        self._reaped = False
+        self._exited = anyio.Event()
+        self.pid: int = popen.pid
+        self.exit_code: int | None = None
+
+    def __repr__(self) -> str:
+        if self.exit_code is not None:
+            return f"<SupervisedProcess {self.pid} exited with {self.exit_code}>"
+        return f"<SupervisedProcess {self.pid} running>"
+
+    @classmethod
+    def spawn(
+        cls, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None
+    ) -> SupervisedProcess:
+        """Start ``argv`` (no shell) in a new session; return once it has exec'd.
+
+        Raises ``SpawnFailure`` (127 not found, 126 not executable) when the
+        exec fails; nothing is left running then. Synchronous: fork and exec
+        take well under a millisecond, less than a hop to a worker thread.
+        """
+        if cwd is not None and not os.path.isdir(cwd):
+            reason = "not a directory" if os.path.exists(cwd) else "no such directory"
+            raise SpawnFailure(f"working directory {cwd!r}: {reason}", 127)
+        try:
+            popen = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # own session and process group: setsid()
+                close_fds=True,
+                restore_signals=True,
+            )
+        except OSError as error:
+            raise _spawn_failure(error, argv, cwd) from None
+        try:
+            pidfd = os.pidfd_open(popen.pid)
+        except OSError:
+            # No pidfd (kernel < 5.3): we cannot supervise safely. Do not leak the child.
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+            raise
+        return cls(popen, pidfd)
+
+    @property
+    def reaped(self) -> bool:
+        """True once the exit status has been collected; no signal is sent after that."""
+        return self._reaped
+
+    @property
+    def exited(self) -> bool:
+        """True once the process has exited and been reaped (``exit_code`` is set)."""
+        return self._exited.is_set()
+
+    def has_exited_now(self) -> bool:
+        """Whether the main process has exited, reaped or not (a non-blocking look at the pidfd)."""
+        if self._pidfd is None:
+            return True
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)
+        return bool(poller.poll(0))
+
+    def signal_group(self, sig: signal.Signals) -> bool:
+        """Send ``sig`` to the whole process group; False if nothing was there to receive it.
+
+        Never signals after the reap (the group id may have been recycled).
+        """
+        if self._reaped:
+            return False
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    async def wait(self) -> int:
+        """Wait until the process has exited and been reaped; return its exit code.
+
+        Cancellable; cancelling the wait does not affect the process.
+        """
+        await self._exited.wait()
+        if self.exit_code is None:  # pragma: no cover -- set before the event
+            raise RuntimeError("exit event set without an exit code")
+        return self.exit_code
+
+    def _group_stopped(self) -> bool | None:
+        """True if the main process and its descendants are all stopped; None if it exited."""
+        main = _procfs.read_stat(self.pid)
+        if main is None or main.state in _procfs.GONE_STATES:
+            return None
+        if main.state != "T":
+            return False
+        for child in _procfs.descendants(self.pid):
+            stat = _procfs.read_stat(child)
+            if stat is not None and stat.pgrp == self.pid and stat.state not in {"T", "Z", "X"}:
+                return False
+        return True
+
+    async def wait_group_stopped(self, timeout: float) -> bool | None:
+        """After SIGSTOP: wait until the group is stopped (state ``T`` in ``/proc``).
+
+        Returns True when stopped, False on timeout, None if the process exited
+        meanwhile. Checks the main process and every descendant it still has
+        (orphans re-parented elsewhere would need a full ``/proc`` scan).
+        """
+        answer: bool | None = False
+
+        def settled() -> bool:
+            nonlocal answer
+            answer = self._group_stopped()
+            return answer is not False
+
+        await poll_until(settled, timeout)
+        return answer
+
+    def _group_has_leftovers(self) -> bool:
+        return bool(_procfs.group_members(self.pid, exclude=self.pid))
+
+    async def supervise(self) -> None:
+        """Wait for the exit, SIGKILL what is left of the group, then reap.
+
+        Sets ``exit_code`` (the status, or 128+N when killed by signal N) and
+        wakes every ``wait()``. If cancelled before the exit, returns without
+        reaping; ``close()`` then releases the pidfd.
+        """
+        pidfd = self._pidfd
+        if pidfd is None:
+            return
+        while True:
+            await anyio.wait_readable(pidfd)
+            if self.has_exited_now():
+                break
+        # The zombie still holds the group id: killing the group is safe.
+        if self.signal_group(signal.SIGKILL):
+            with anyio.CancelScope(shield=True):
+                await poll_until(lambda: not self._group_has_leftovers(), LEFTOVER_TIMEOUT)
+        self._reap(pidfd)
+        self._exited.set()
+
+    def _reap(self, pidfd: int) -> None:
+        try:
+            result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+        except ChildProcessError:
+            result = None  # reaped by someone else (a waitpid(-1) watcher): status lost
+        if result is None:
+            self.exit_code = UNKNOWN_EXIT_CODE
+            self._popen.returncode = UNKNOWN_EXIT_CODE
+        elif result.si_code == os.CLD_EXITED:
+            self.exit_code = result.si_status
+            self._popen.returncode = result.si_status
+        else:  # CLD_KILLED or CLD_DUMPED: the shell's 128 + signal number
+            self.exit_code = 128 + result.si_status
+            self._popen.returncode = -result.si_status
+        # Popen now knows the child is gone: its finaliser will not waitpid a
+        # PID that may already belong to somebody else.
+        self._reaped = True
+        self.close()
+
+    def close(self) -> None:
+        """Release the pidfd (idempotent). Does not touch the process."""
+        pidfd, self._pidfd = self._pidfd, None
+        if pidfd is not None:
+            anyio.notify_closing(pidfd)
+            os.close(pidfd)

@@ -1,0 +1,95 @@
+"""What Linux's ``/proc`` says about processes: state, process group, children.
+
+Reads go straight through ``os.open``/``os.read``: a process can vanish
+between two reads, so every lookup treats "gone" as an answer, not an error.
+Costs measured here: one ``stat`` read is a few microseconds; a scan of all
+of ``/proc`` is about 0.6 ms with 70 processes (proportional to their number).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final, NamedTuple
+
+__all__ = ["GONE_STATES", "ProcStat", "descendants", "group_members", "read_stat"]
+
+# Z: zombie (exited, waiting to be reaped); X: dead. Neither runs any more.
+GONE_STATES: Final = frozenset({"Z", "X"})
+
+
+class ProcStat(NamedTuple):
+    """The fields of ``/proc/<pid>/stat`` we use (proc(5))."""
+
+    pid: int
+    state: str
+    ppid: int
+    pgrp: int
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """``/proc/<pid>/stat`` parsed, or ``None`` if there is no such process."""
+    data = _read(f"/proc/{pid}/stat")
+    if not data:
+        return None
+    # The command name (field 2) is in parentheses and may itself contain
+    # spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split(b" ", 3)
+    return ProcStat(pid, fields[0].decode(), int(fields[1]), int(fields[2]))
+
+
+def _children(pid: int) -> list[int]:
+    # /proc/<pid>/task/<tid>/children (Linux >= 3.5, CONFIG_PROC_CHILDREN): the
+    # direct children of each thread. Cheap: it touches only this process.
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    children: list[int] = []
+    for tid in tids:
+        data = _read(f"/proc/{pid}/task/{tid}/children")
+        if data:
+            children.extend(int(child) for child in data.split())
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` in the process tree (children, their children, ...).
+
+    Processes that were orphaned (re-parented to init) are no longer below
+    ``pid``; ``group_members`` finds those, at the price of a full scan.
+    """
+    found: list[int] = []
+    pending = _children(pid)
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending.extend(_children(child))
+    return found
+
+
+def group_members(pgid: int, *, exclude: int | None = None) -> list[int]:
+    """Processes of process group ``pgid`` that have not exited (a full ``/proc`` scan)."""
+    members: list[int] = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid == exclude:
+            continue
+        stat = read_stat(pid)
+        if stat is not None and stat.pgrp == pgid and stat.state not in GONE_STATES:
+            members.append(pid)
+    return members

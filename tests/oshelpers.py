@@ -1,0 +1,67 @@
+"""Looking at the OS from the tests: /proc, children, readiness files. No fixed sleeps."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from lifecycle._procfs import GONE_STATES, descendants, group_members, read_stat
+
+__all__ = [
+    "children_of_this_process",
+    "eventually",
+    "group_alive",
+    "group_states",
+    "proc_state",
+    "wait_for_file",
+]
+
+
+def proc_state(pid: int) -> str | None:
+    """The one-letter state of ``pid`` from /proc/<pid>/stat, or None if it is gone."""
+    stat = read_stat(pid)
+    return None if stat is None else stat.state
+
+
+def group_alive(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that still exist and have not exited (zombies excluded)."""
+    return group_members(pgid)
+
+
+def group_states(pgid: int) -> dict[int, str]:
+    """State letter of each not-yet-exited member of group ``pgid``."""
+    states: dict[int, str] = {}
+    for pid in group_members(pgid):
+        state = proc_state(pid)
+        if state is not None and state not in GONE_STATES:
+            states[pid] = state
+    return states
+
+
+def children_of_this_process() -> dict[int, str]:
+    """Every descendant of the test process with its state (a zombie shows as 'Z')."""
+    found: dict[int, str] = {}
+    for pid in descendants(os.getpid()):
+        state = proc_state(pid)
+        if state is not None:
+            found[pid] = state
+    return found
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` holds, polling with a deadline; fail the test otherwise."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {condition}")
+        await anyio.sleep(0.005)
+
+
+async def wait_for_file(path: Path, timeout: float = 10.0) -> str:
+    """Wait until a child has written ``path`` (its readiness marker); return the text."""
+    await eventually(lambda: path.exists() and path.stat().st_size > 0, timeout)
+    return path.read_text()

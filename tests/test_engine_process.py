@@ -1,0 +1,474 @@
+"""The supervised process: spawn, pause, stop, kill, die, process groups, exit codes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from lifecycle import (
+    Container,
+    ContainerNotFoundError,
+    Engine,
+    InvalidTransitionError,
+    NameConflictError,
+    SpawnError,
+    State,
+)
+
+from .oshelpers import eventually, group_alive, group_states, proc_state, wait_for_file
+
+pytestmark = pytest.mark.anyio
+
+
+# A child that ignores SIGTERM (the disposition is inherited across exec),
+# says so in a file, and then sleeps.
+def term_ignoring(ready: Path) -> list[str]:
+    return ["sh", "-c", f"trap '' TERM; echo ready > {ready}; exec sleep 60"]
+
+
+def forking(ready: Path) -> list[str]:
+    """A shell with two background grandchildren; writes their pids when they run."""
+    return ["sh", "-c", f"sleep 60 & a=$!; sleep 60 & echo $a $! > {ready}; wait"]
+
+
+async def test_start_runs_argv_in_its_own_session_and_group(tmp_path: Path) -> None:
+    """The child is the leader of a new session and process group, with env and cwd applied."""
+    out = tmp_path / "out"
+    command = ["sh", "-c", f'echo "$GREETING $HOME" > {out}; pwd >> {out}; exec sleep 60']
+    with anyio.fail_after(10):
+        async with Engine(environ={"HOME": "/home/base", "PATH": os.environ["PATH"]}) as engine:
+            container = await engine.create(command, env={"GREETING": "hi"}, cwd=tmp_path)
+            await container.start()
+            text = await wait_for_file(out)
+            pid = container.pid
+            assert pid is not None
+            assert os.getsid(pid) == pid
+            assert os.getpgid(pid) == pid
+            assert os.getsid(0) != pid
+            assert f"hi /home/base\n{tmp_path}\n" == text
+            assert container.started_at is not None
+            assert container.started_at.tzinfo is not None
+
+
+async def test_env_replaces_instead_of_merging_when_asked(tmp_path: Path) -> None:
+    """inherit_env=False gives the child exactly env and nothing from the engine's environment."""
+    out = tmp_path / "out"
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(
+                ["sh", "-c", f"/usr/bin/env > {out}"],
+                env={"ONLY": "1", "PATH": "/usr/bin:/bin"},
+                inherit_env=False,
+            )
+            await container.start()
+            assert 0 == await container.wait()
+    assert {"ONLY=1", "PATH=/usr/bin:/bin"} <= set(out.read_text().split())
+    assert "HOME=" not in out.read_text()
+
+
+async def test_pause_stops_the_whole_group_in_proc(tmp_path: Path) -> None:
+    """pause() returns with the main process and its grandchildren in state T; unpause resumes."""
+    ready = tmp_path / "ready"
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(forking(ready))
+            await container.start()
+            grandchildren = [int(p) for p in (await wait_for_file(ready)).split()]
+            await container.pause()
+            assert container.pid is not None
+            states = group_states(container.pid)
+            assert set(grandchildren) | {container.pid} == set(states)
+            assert {"T"} == set(states.values())
+            await container.unpause()
+            assert "T" not in set(group_states(container.pid).values())
+            assert State.RUNNING == container.state
+
+
+async def test_stop_of_a_term_ignoring_child_escalates_to_sigkill(tmp_path: Path) -> None:
+    """A child that ignores SIGTERM is SIGKILLed at the timeout: exit code 137."""
+    ready = tmp_path / "ready"
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(term_ignoring(ready), stop_timeout=0.5)
+            await container.start()
+            await wait_for_file(ready)
+            started = time.monotonic()
+            await container.stop()
+            waited = time.monotonic() - started
+            assert State.STOPPED == container.state
+            assert 137 == container.exit_code
+            assert waited >= 0.5  # it did wait for the grace period before killing
+            assert container.finished_at is not None
+
+
+async def test_stop_timeout_zero_kills_at_once(tmp_path: Path) -> None:
+    """stop(timeout=0) does not wait for a SIGTERM-ignoring child: 137."""
+    ready = tmp_path / "ready"
+    with anyio.fail_after(5):
+        async with Engine() as engine:
+            container = await engine.create(term_ignoring(ready), stop_timeout=30)
+            await container.start()
+            await wait_for_file(ready)
+            await container.stop(timeout=0)
+            assert 137 == container.exit_code
+
+
+async def test_cooperative_stop_gives_the_processs_own_status(tmp_path: Path) -> None:
+    """A child that handles SIGTERM and exits 0 stops with exit code 0."""
+    ready = tmp_path / "ready"
+    script = (
+        "import signal, sys, time, pathlib\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        f"pathlib.Path({str(ready)!r}).write_text('ready')\n"
+        "while True: time.sleep(1)\n"
+    )
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["python3", "-c", script])
+            await container.start()
+            await wait_for_file(ready)
+            await container.stop()
+            assert 0 == container.exit_code
+
+
+async def test_stop_of_a_paused_child_that_handles_term(tmp_path: Path) -> None:
+    """A paused child gets SIGCONT after the stop signal, so it can handle it and exit 0."""
+    ready = tmp_path / "ready"
+    script = (
+        "import signal, sys, time, pathlib\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        f"pathlib.Path({str(ready)!r}).write_text('ready')\n"
+        "while True: time.sleep(1)\n"
+    )
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["python3", "-c", script], stop_timeout=5)
+            await container.start()
+            await wait_for_file(ready)
+            await container.pause()
+            await container.stop()
+            assert (State.STOPPED, 0) == (container.state, container.exit_code)
+
+
+async def test_child_exiting_by_itself_is_stopped_with_its_code() -> None:
+    """A child that exits 3 by itself moves its container to stopped with exit code 3."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sh", "-c", "exit 3"])
+            await container.start()
+            assert 3 == await container.wait()
+            assert (State.STOPPED, 3, None) == (container.state, container.exit_code, container.pid)
+
+
+async def test_external_sigkill_is_detected_as_137() -> None:
+    """kill -9 from outside the engine: the container is stopped, exit code 137."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sleep", "60"])
+            await container.start()
+            assert container.pid is not None
+            os.kill(container.pid, signal.SIGKILL)
+            assert 137 == await container.wait()
+            assert State.STOPPED == container.state
+
+
+@pytest.mark.parametrize("how", ["stop", "kill", "die"])
+async def test_no_grandchild_survives(how: str, tmp_path: Path) -> None:
+    """After stop, kill or the main process's own exit, nothing of its group remains."""
+    ready = tmp_path / "ready"
+    command = forking(ready)
+    if how == "die":  # the shell leaves its background children behind and exits
+        command = [
+            "sh",
+            "-c",
+            f"sleep 60 & a=$!; sleep 60 & echo $a $! > {ready}; read x < {ready}.go",
+        ]
+        os.mkfifo(f"{ready}.go")
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(command, stop_timeout=5)
+            await container.start()
+            grandchildren = [int(p) for p in (await wait_for_file(ready)).split()]
+            group = container.pid
+            assert group is not None
+            if how == "stop":
+                await container.stop()
+            elif how == "kill":
+                await container.kill()
+            else:
+                with open(f"{ready}.go", "w") as go:
+                    go.write("\n")
+                await container.wait()
+            assert [] == group_alive(group)
+            for pid in grandchildren:
+                # Gone, or a zombie waiting for whoever adopted it (init, a subreaper).
+                assert proc_state(pid) in {None, "Z"}
+
+
+async def test_kill_with_a_handled_signal_keeps_it_running(tmp_path: Path) -> None:
+    """kill('SIGHUP') to a child that handles it returns with the container still running."""
+    ready = tmp_path / "ready"
+    command = [
+        "sh",
+        "-c",
+        f"trap 'echo hup >> {ready}' HUP; echo ready > {ready}; while :; do sleep 0.05; done",
+    ]
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(command)
+            await container.start()
+            await wait_for_file(ready)
+            await container.kill("SIGHUP")
+            await eventually(lambda: "hup" in ready.read_text())
+            assert State.RUNNING == container.state
+
+
+async def test_kill_a_paused_survivor_resumes_it(tmp_path: Path) -> None:
+    """kill(sig) on a paused container delivers it then SIGCONT: a survivor runs again."""
+    ready = tmp_path / "ready"
+    command = [
+        "sh",
+        "-c",
+        f"trap 'echo usr1 >> {ready}' USR1; echo ready > {ready}; while :; do sleep 0.05; done",
+    ]
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(command)
+            await container.start()
+            await wait_for_file(ready)
+            await container.pause()
+            await container.kill(signal.SIGUSR1)
+            assert State.RUNNING == container.state
+            await eventually(lambda: "usr1" in ready.read_text())
+            assert container.pid is not None
+            assert "T" != proc_state(container.pid)
+
+
+async def test_kill_with_a_fatal_signal_stops_it_with_128_plus_n() -> None:
+    """kill(SIGTERM as a number) to a child that does not handle it: stopped, 143."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sleep", "60"])
+            await container.start()
+            await container.kill(15)
+            assert 143 == await container.wait()
+
+
+@pytest.mark.parametrize(
+    ("command", "exit_code", "fragment"),
+    [
+        (["/nonexistent/program"], 127, "not found"),
+        (["no-such-command-anywhere"], 127, "not found"),
+        (["/etc/hostname"], 126, "cannot execute"),
+        (["/tmp"], 126, "cannot execute"),
+    ],
+)
+async def test_spawn_failures_keep_the_state_and_record_the_code(
+    command: list[str], exit_code: int, fragment: str
+) -> None:
+    """Not found -> 127, not executable -> 126; state unchanged; exit_code and error recorded."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(command)
+            with pytest.raises(SpawnError) as caught:
+                await container.start()
+            assert exit_code == caught.value.exit_code
+            assert fragment in str(caught.value)
+            assert (State.CREATED, exit_code) == (container.state, container.exit_code)
+            assert container.error is not None
+            assert fragment in container.error
+
+
+async def test_missing_cwd_is_a_spawn_error_naming_the_directory(tmp_path: Path) -> None:
+    """A cwd that does not exist fails start with SpawnError naming the directory."""
+    missing = tmp_path / "missing"
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["true"], cwd=missing)
+            with pytest.raises(SpawnError, match=re.escape(str(missing))):
+                await container.start()
+            assert State.CREATED == container.state
+
+
+async def test_docker_no_ops() -> None:
+    """start on running and stop on created/stopped change nothing and raise nothing."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sleep", "60"])
+            await container.stop()
+            assert (State.CREATED, None) == (container.state, container.exit_code)
+            await container.start()
+            pid = container.pid
+            await container.start()
+            assert pid == container.pid
+            await container.stop()
+            code = container.exit_code
+            await container.stop()
+            assert (State.STOPPED, code) == (container.state, container.exit_code)
+
+
+async def test_operations_outside_the_table_raise_and_change_nothing() -> None:
+    """pause on created, unpause on running, start on paused, remove on running: refused."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sleep", "60"], name="web")
+            with pytest.raises(InvalidTransitionError, match="cannot pause container web"):
+                await container.pause()
+            await container.start()
+            pid = container.pid
+            with pytest.raises(InvalidTransitionError):
+                await container.unpause()
+            with pytest.raises(InvalidTransitionError, match="stop the container before removing"):
+                await container.remove()
+            await container.pause()
+            with pytest.raises(InvalidTransitionError, match="try unpause instead"):
+                await container.start()
+            assert (State.PAUSED, pid) == (container.state, container.pid)
+            assert pid is not None
+            assert {"T"} == set(group_states(pid).values())
+
+
+async def test_forced_remove_kills_first_and_frees_the_name() -> None:
+    """remove(force=True) on a running container kills it (137), deletes it, frees its name."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sleep", "60"], name="web")
+            await container.start()
+            pid = container.pid
+            assert pid is not None
+            await container.remove(force=True)
+            assert (State.DELETED, 137) == (container.state, container.exit_code)
+            assert [] == group_alive(pid)
+            with pytest.raises(InvalidTransitionError, match="container is deleted"):
+                await container.start()
+            again = await engine.create(["true"], name="web")
+            assert again is engine.get("web")
+
+
+async def test_wait_conditions() -> None:
+    """wait(): not-running returns at once when not live; next-exit and removed wait for them."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sh", "-c", "exit 7"])
+            assert 0 == await container.wait()  # created: not running
+            async with anyio.create_task_group() as group:
+                results: list[int] = []
+
+                async def wait_next_exit() -> None:
+                    results.append(await container.wait("next-exit"))
+
+                group.start_soon(wait_next_exit)
+                await anyio.wait_all_tasks_blocked()
+                await container.start()
+            assert [7] == results
+            assert 7 == await container.wait("not-running")
+            async with anyio.create_task_group() as group:
+                removed: list[int] = []
+
+                async def wait_removed() -> None:
+                    removed.append(await container.wait("removed"))
+
+                group.start_soon(wait_removed)
+                await anyio.wait_all_tasks_blocked()
+                assert [] == removed
+                await container.remove()
+            assert [7] == removed
+            with pytest.raises(ContainerNotFoundError):
+                await container.wait("next-exit")
+
+
+async def test_operations_on_one_container_run_in_call_order(tmp_path: Path) -> None:
+    """stop (slow), then start, then pause, called in that order, happen in that order."""
+    ready = tmp_path / "ready"
+    order: list[str] = []
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(term_ignoring(ready), stop_timeout=0.3)
+            await container.start()
+            await wait_for_file(ready)
+
+            async def run(name: str) -> None:
+                await getattr(container, name)()
+                order.append(name)
+
+            async with anyio.create_task_group() as group:
+                for name in ("stop", "start", "pause"):
+                    group.start_soon(run, name)
+                    await anyio.wait_all_tasks_blocked()
+            assert ["stop", "start", "pause"] == order
+            assert State.PAUSED == container.state
+
+
+async def test_containers_proceed_concurrently(tmp_path: Path) -> None:
+    """A slow stop of one container does not hold up operations on another."""
+    ready = tmp_path / "ready"
+    with anyio.fail_after(20):
+        async with Engine() as engine:
+            slow = await engine.create(term_ignoring(ready), stop_timeout=1)
+            quick = await engine.create(["sleep", "60"])
+            await slow.start()
+            await wait_for_file(ready)
+            await quick.start()
+            async with anyio.create_task_group() as group:
+                group.start_soon(slow.stop)
+                await anyio.wait_all_tasks_blocked()
+                await quick.pause()
+                await quick.stop()
+                assert State.RUNNING == slow.state  # still in its grace period
+                assert State.STOPPED == quick.state
+            assert 137 == slow.exit_code
+
+
+async def test_identity_and_lookup() -> None:
+    """ids are 64 hex chars; names generated or given; lookup by id, name or unique prefix."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            first = await engine.create(["true"], name="web")
+            second = await engine.create(["true"])
+            assert re.fullmatch(r"[0-9a-f]{64}", first.id)
+            assert first.id[:12] == first.short_id
+            assert re.fullmatch(r"[a-z]+_[a-z]+", second.name)
+            assert first is engine.get(first.id)
+            assert first is engine.get("web")
+            assert first is engine.get(first.short_id)
+            assert [first, second] == engine.containers()
+            with pytest.raises(ContainerNotFoundError, match="no such container: nope"):
+                engine.get("nope")
+            with pytest.raises(NameConflictError, match=f"in use by container {first.short_id}"):
+                await engine.create(["true"], name="web")
+            assert 2 == len(engine.containers())
+
+
+async def test_ambiguous_prefix_is_reported() -> None:
+    """An id prefix shared by several containers is refused as ambiguous."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            containers = [await engine.create(["true"]) for _ in range(40)]
+            first_chars = [c.id[0] for c in containers]
+            shared = next(ch for ch in first_chars if first_chars.count(ch) > 1)
+            with pytest.raises(ContainerNotFoundError, match="ambiguous"):
+                engine.get(shared)
+
+
+async def test_repr_shows_live_state() -> None:
+    """repr names the container and shows its state and pid or exit code."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sleep", "60"], name="web")
+            assert f"<Container web ({container.short_id}) created>" == repr(container)
+            await container.start()
+            assert f"running, pid {container.pid}>" in repr(container)
+            await container.kill()
+            assert repr(container).endswith("stopped, exit code 137>")
+
+
+def test_container_has_no_public_constructor() -> None:
+    """Container() is refused: containers come from Engine.create."""
+    with pytest.raises(TypeError, match="no public constructor"):
+        Container()
