@@ -192,6 +192,9 @@ class Container:
         # A caller cancelled before it begins gets nothing done, deterministically.
         await anyio.lowlevel.checkpoint_if_cancelled()
         async with self._lock:
+            if not internal:
+                # Queued before a shutdown began: must not start anything now.
+                self._engine._check_open()
             self._reconcile()
             yield
 

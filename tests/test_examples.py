@@ -25,3 +25,14 @@ def test_state_model_example() -> None:
     assert "start: created -> running" in output
     assert "refused: cannot pause container web: container is stopped" in output
     assert "now deleted" in output
+
+
+def test_engine_tour_example_on_both_backends() -> None:
+    """The engine tour runs every operation on real processes, on asyncio and on trio."""
+    for backend in ("asyncio", "trio"):
+        output = run_example("engine_tour.py", backend)
+        assert "/proc: T" in output
+        assert "exit code 143" in output
+        assert "wait() -> 3" in output
+        assert "exit code 127" in output
+        assert "cannot unpause container web" in output
