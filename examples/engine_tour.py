@@ -52,7 +52,7 @@ async def main() -> None:
                 stop_timeout=0.3,
             )
             await stubborn.start()
-            while not ready.exists():  # the trap is set once the file exists
+            while not ready.exists():  # noqa: ASYNC110 -- the child reports readiness only in a file
                 await anyio.sleep(0.01)
             await stubborn.stop()
         print(f"escalated   {stubborn!r}  (137 = 128 + SIGKILL after 0.3 s)")

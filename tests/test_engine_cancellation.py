@@ -220,20 +220,19 @@ async def test_operation_queued_before_shutdown_does_not_run_after_it(tmp_path: 
     ready = tmp_path / "ready"
     outcome: list[BaseException] = []
     with anyio.fail_after(10):
-        async with anyio.create_task_group() as tasks:
-            async with Engine() as engine:
-                container = await started(engine, term_ignoring(ready), ready, stop_timeout=0.5)
+        async with anyio.create_task_group() as tasks, Engine() as engine:
+            container = await started(engine, term_ignoring(ready), ready, stop_timeout=0.5)
 
-                async def start_later() -> None:
-                    try:
-                        await container.start()
-                    except EngineClosedError as error:
-                        outcome.append(error)
+            async def start_later() -> None:
+                try:
+                    await container.start()
+                except EngineClosedError as error:
+                    outcome.append(error)
 
-                tasks.start_soon(container.stop)
-                await anyio.wait_all_tasks_blocked()
-                tasks.start_soon(start_later)
-                await anyio.wait_all_tasks_blocked()
+            tasks.start_soon(container.stop)
+            await anyio.wait_all_tasks_blocked()
+            tasks.start_soon(start_later)
+            await anyio.wait_all_tasks_blocked()
             # Leaving the engine block while the stop holds the lock and the start waits.
     assert 1 == len(outcome)
     assert (State.STOPPED, None, 137) == (container.state, container.pid, container.exit_code)
