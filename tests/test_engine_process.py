@@ -472,3 +472,60 @@ def test_container_has_no_public_constructor() -> None:
     """Container() is refused: containers come from Engine.create."""
     with pytest.raises(TypeError, match="no public constructor"):
         Container()
+
+
+@pytest.mark.parametrize("paused", [False, True], ids=["running", "paused"])
+async def test_forced_remove_of_a_live_container(paused: bool) -> None:
+    """remove(force=True) works on running and paused containers alike: killed, then deleted."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sleep", "60"])
+            await container.start()
+            if paused:
+                await container.pause()
+            group = container.pid
+            assert group is not None
+            await container.remove(force=True)
+            assert (State.DELETED, 137) == (container.state, container.exit_code)
+            assert [] == group_alive(group)
+            assert [] == engine.containers()
+
+
+async def test_a_die_during_a_stop_is_not_lost(tmp_path: Path) -> None:
+    """Killed from outside during stop's grace period: stop returns at once with 137."""
+    ready = tmp_path / "ready"
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(term_ignoring(ready), stop_timeout=30)
+            await container.start()
+            await wait_for_file(ready)
+            pid = container.pid
+            assert pid is not None
+            async with anyio.create_task_group() as group:
+                group.start_soon(container.stop)
+                await anyio.wait_all_tasks_blocked()
+                assert State.RUNNING == container.state  # in the grace period
+                os.kill(pid, signal.SIGKILL)
+            assert (State.STOPPED, 137) == (container.state, container.exit_code)
+
+
+async def test_many_concurrent_lifecycles() -> None:
+    """Fifty containers cycled concurrently all end deleted with the right codes, nothing left."""
+    codes: list[int | None] = []
+
+    async def cycle(engine: Engine, index: int) -> None:
+        container = await engine.create(["sleep", "60"], name=f"c{index}")
+        await container.start()
+        await container.pause()
+        await container.unpause()
+        await container.stop()
+        codes.append(container.exit_code)
+        await container.remove()
+
+    with anyio.fail_after(30):
+        async with Engine() as engine:
+            async with anyio.create_task_group() as group:
+                for index in range(50):
+                    group.start_soon(cycle, engine, index)
+            assert [] == engine.containers()
+    assert [143] * 50 == codes
