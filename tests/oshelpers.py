@@ -14,9 +14,12 @@ from lifecycle._procfs import GONE_STATES, descendants, group_members, read_stat
 __all__ = [
     "children_of_this_process",
     "eventually",
+    "forking",
     "group_alive",
     "group_states",
     "proc_state",
+    "term_handling",
+    "term_ignoring",
     "wait_for_file",
 ]
 
@@ -65,3 +68,28 @@ async def wait_for_file(path: Path, timeout: float = 10.0) -> str:
     """Wait until a child has written ``path`` (its readiness marker); return the text."""
     await eventually(lambda: path.exists() and path.stat().st_size > 0, timeout)
     return path.read_text()
+
+
+# Children for the tests. Each writes a readiness file once its signal
+# dispositions are in place, so a test never races the child's start-up.
+
+
+def term_ignoring(ready: Path) -> list[str]:
+    """Ignores SIGTERM (inherited across exec), then sleeps: only SIGKILL ends it (137)."""
+    return ["sh", "-c", f"trap '' TERM; echo ready > {ready}; exec sleep 60"]
+
+
+def term_handling(ready: Path) -> list[str]:
+    """Handles SIGTERM by exiting 0 (a cooperative stop)."""
+    script = (
+        "import signal, sys, time, pathlib\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        f"pathlib.Path({str(ready)!r}).write_text('ready')\n"
+        "while True: time.sleep(1)\n"
+    )
+    return ["python3", "-c", script]
+
+
+def forking(ready: Path) -> list[str]:
+    """A shell with two background grandchildren; writes their pids once they run."""
+    return ["sh", "-c", f"sleep 60 & a=$!; sleep 60 & echo $a $! > {ready}; wait"]

@@ -10,13 +10,9 @@ import pytest
 
 from lifecycle import Container, Engine, EngineClosedError, State
 
-from .oshelpers import group_alive, wait_for_file
+from .oshelpers import group_alive, proc_state, term_ignoring, wait_for_file
 
 pytestmark = pytest.mark.anyio
-
-
-def term_ignoring(ready: Path) -> list[str]:
-    return ["sh", "-c", f"trap '' TERM; echo ready > {ready}; exec sleep 60"]
 
 
 async def started(
@@ -87,51 +83,48 @@ async def test_start_cancelled_before_it_begins_spawns_nothing() -> None:
             )
 
 
-async def test_start_cancelled_while_queued_behind_a_stop(tmp_path: Path) -> None:
-    """A start cancelled while waiting for a slow stop never happens; the stop completes."""
+async def cancel_while_queued(container: Container, holder: str, queued: str) -> bool:
+    """Run ``holder`` (which holds the container's lock), queue ``queued`` behind it, cancel it.
+
+    Returns whether the queued operation saw the cancellation.
+    """
+    queued_scope = anyio.CancelScope()
+
+    async def run_queued() -> None:
+        with queued_scope:
+            await getattr(container, queued)()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(getattr(container, holder))
+        await anyio.wait_all_tasks_blocked()
+        tasks.start_soon(run_queued)
+        await anyio.wait_all_tasks_blocked()
+        queued_scope.cancel()
+    return queued_scope.cancelled_caught
+
+
+@pytest.mark.parametrize(
+    ("holder", "queued", "expected"),
+    [("stop", "start", State.STOPPED), ("restart", "pause", State.RUNNING)],
+)
+async def test_operation_cancelled_while_queued_never_happens(
+    holder: str, queued: str, expected: State, tmp_path: Path
+) -> None:
+    """A start (or pause) cancelled while waiting behind a slow operation does nothing."""
     ready = tmp_path / "ready"
     with anyio.fail_after(10):
         async with Engine() as engine:
             container = await started(engine, term_ignoring(ready), ready, stop_timeout=0.5)
-            start_scope = anyio.CancelScope()
-
-            async def start_it() -> None:
-                with start_scope:
-                    await container.start()
-
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(container.stop)
-                await anyio.wait_all_tasks_blocked()
-                tasks.start_soon(start_it)
-                await anyio.wait_all_tasks_blocked()
-                start_scope.cancel()
-            assert start_scope.cancelled_caught
-            assert (State.STOPPED, 137, None) == (
-                container.state,
-                container.exit_code,
-                container.pid,
-            )
-
-
-async def test_pause_cancelled_while_queued_changes_nothing(tmp_path: Path) -> None:
-    """A pause cancelled while queued leaves the container as the earlier operation left it."""
-    ready = tmp_path / "ready"
-    with anyio.fail_after(10):
-        async with Engine() as engine:
-            container = await started(engine, term_ignoring(ready), ready, stop_timeout=0.5)
-            pause_scope = anyio.CancelScope()
-
-            async def pause_it() -> None:
-                with pause_scope:
-                    await container.pause()
-
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(container.restart)
-                await anyio.wait_all_tasks_blocked()
-                tasks.start_soon(pause_it)
-                await anyio.wait_all_tasks_blocked()
-                pause_scope.cancel()
-            assert State.RUNNING == container.state
+            first_pid = container.pid
+            assert await cancel_while_queued(container, holder, queued)
+            assert expected == container.state
+            assert 137 == container.exit_code  # the holder's stop escalated
+            if expected is State.RUNNING:
+                assert container.pid is not None
+                assert first_pid != container.pid
+                assert "T" != proc_state(container.pid)  # the pause never happened
+            else:
+                assert container.pid is None  # the start never happened
 
 
 async def test_engine_exit_stops_running_and_paused_containers(tmp_path: Path) -> None:

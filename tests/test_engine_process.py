@@ -21,20 +21,18 @@ from lifecycle import (
     State,
 )
 
-from .oshelpers import eventually, group_alive, group_states, proc_state, wait_for_file
+from .oshelpers import (
+    eventually,
+    forking,
+    group_alive,
+    group_states,
+    proc_state,
+    term_handling,
+    term_ignoring,
+    wait_for_file,
+)
 
 pytestmark = pytest.mark.anyio
-
-
-# A child that ignores SIGTERM (the disposition is inherited across exec),
-# says so in a file, and then sleeps.
-def term_ignoring(ready: Path) -> list[str]:
-    return ["sh", "-c", f"trap '' TERM; echo ready > {ready}; exec sleep 60"]
-
-
-def forking(ready: Path) -> list[str]:
-    """A shell with two background grandchildren; writes their pids when they run."""
-    return ["sh", "-c", f"sleep 60 & a=$!; sleep 60 & echo $a $! > {ready}; wait"]
 
 
 async def test_start_runs_argv_in_its_own_session_and_group(tmp_path: Path) -> None:
@@ -122,15 +120,9 @@ async def test_stop_timeout_zero_kills_at_once(tmp_path: Path) -> None:
 async def test_cooperative_stop_gives_the_processs_own_status(tmp_path: Path) -> None:
     """A child that handles SIGTERM and exits 0 stops with exit code 0."""
     ready = tmp_path / "ready"
-    script = (
-        "import signal, sys, time, pathlib\n"
-        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
-        f"pathlib.Path({str(ready)!r}).write_text('ready')\n"
-        "while True: time.sleep(1)\n"
-    )
     with anyio.fail_after(10):
         async with Engine() as engine:
-            container = await engine.create(["python3", "-c", script])
+            container = await engine.create(term_handling(ready))
             await container.start()
             await wait_for_file(ready)
             await container.stop()
@@ -140,15 +132,9 @@ async def test_cooperative_stop_gives_the_processs_own_status(tmp_path: Path) ->
 async def test_stop_of_a_paused_child_that_handles_term(tmp_path: Path) -> None:
     """A paused child gets SIGCONT after the stop signal, so it can handle it and exit 0."""
     ready = tmp_path / "ready"
-    script = (
-        "import signal, sys, time, pathlib\n"
-        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
-        f"pathlib.Path({str(ready)!r}).write_text('ready')\n"
-        "while True: time.sleep(1)\n"
-    )
     with anyio.fail_after(10):
         async with Engine() as engine:
-            container = await engine.create(["python3", "-c", script], stop_timeout=5)
+            container = await engine.create(term_handling(ready), stop_timeout=5)
             await container.start()
             await wait_for_file(ready)
             await container.pause()
