@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"  # NB: pyproject.toml's [project] version must match.
 
 from lifecycle._container import Container
-from lifecycle._engine import Engine
+from lifecycle._engine import Engine, EngineStatistics
 from lifecycle._errors import (
     ContainerNotFoundError,
     EngineClosedError,
@@ -25,6 +25,8 @@ from lifecycle._errors import (
     SpawnError,
     UnknownTriggerError,
 )
+from lifecycle._events import Event, Subscription
+from lifecycle._logging import configure_logging
 from lifecycle._states import TRANSITIONS, State, StateModel, Transition, Trigger
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "ContainerNotFoundError",
     "Engine",
     "EngineClosedError",
+    "EngineStatistics",
+    "Event",
     "GraphvizNotFoundError",
     "InvalidArgumentError",
     "InvalidNameError",
@@ -45,8 +49,10 @@ __all__ = [
     "SpawnError",
     "State",
     "StateModel",
+    "Subscription",
     "Transition",
     "Trigger",
     "UnknownTriggerError",
     "__version__",
+    "configure_logging",
 ]

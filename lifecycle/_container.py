@@ -34,6 +34,7 @@ from lifecycle._errors import (
     SpawnError,
 )
 from lifecycle._identity import SHORT_ID_LENGTH
+from lifecycle._logging import get_logger
 from lifecycle._options import WaitCondition, check_timeout, check_wait_condition
 from lifecycle._process import SpawnFailure, SupervisedProcess
 from lifecycle._signals import SignalLike, parse_signal
@@ -207,17 +208,46 @@ class Container:
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 
+    def _emit(
+        self, action: str, to_state: State | None = None, attributes: dict[str, str] | None = None
+    ) -> None:
+        """Publish an event that changes nothing (kill, stop, restart): from the current state."""
+        self._engine._emit(self, action, self._model.state, to_state, attributes)
+
+    def _log_transition(
+        self, trigger: Trigger, source: State | None, pid: int | None = None
+    ) -> None:
+        get_logger().info(
+            "transition",
+            container_id=self.short_id,
+            name=self.name,
+            trigger=trigger.value,
+            from_state=None if source is None else source.value,
+            to_state=self._model.state.value,
+            pid=self.pid if pid is None else pid,
+            exit_code=self.exit_code,
+        )
+
     def _commit_exit(self, trigger: Trigger, process: SupervisedProcess) -> None:
-        """Commit a move to stopped for ``process``'s exit (stop, kill or die)."""
+        """Commit a move to stopped for ``process``'s exit (stop, kill or die): the die event."""
+        source = self._model.state
         self._model.apply(trigger)
         self.exit_code = process.exit_code
         self.finished_at = _now()
         self._process = None
         self._exit_count += 1
+        self._log_transition(trigger, source, process.pid)
+        self._engine._emit(
+            self, "die", source, self._model.state, {"exitCode": str(process.exit_code)}
+        )
         self._notify()
 
-    def _commit(self, trigger: Trigger) -> None:
+    def _commit(self, trigger: Trigger, action: str) -> None:
+        """Commit ``trigger`` and publish ``action`` carrying the state change."""
+        source = self._model.state
         self._model.apply(trigger)
+        self._log_transition(trigger, source)
+        self._engine._emit(self, action, source, self._model.state)
         self._notify()
 
     def _spawn(self) -> SupervisedProcess:
@@ -242,7 +272,7 @@ class Container:
         self._process = process
         self.error = None
         self.started_at = _now()
-        self._commit(trigger)
+        self._commit(trigger, "start")
 
     async def _terminate(
         self, trigger: Trigger, first_signal: signal.Signals, timeout: float
@@ -252,27 +282,46 @@ class Container:
         if process is None:  # pragma: no cover -- callers checked the state
             raise RuntimeError(f"{self!r} has no process to terminate")
         was_paused = self._model.state is State.PAUSED
+        killed = False
         try:
-            process.signal_group(first_signal)
-            if was_paused and first_signal is not signal.SIGKILL:
+            self._send(process, first_signal)
+            killed = first_signal is signal.SIGKILL
+            if was_paused and not killed:
                 # A handled signal stays pending in a stopped process: wake it
                 # so it can act (Docker does the same for a paused container).
                 process.signal_group(signal.SIGCONT)
-            if first_signal is not signal.SIGKILL:
+            if not killed:
                 with anyio.move_on_after(timeout):
                     await process.wait()
                 if not process.exited:
-                    process.signal_group(signal.SIGKILL)
+                    get_logger().warning(
+                        "stop escalated to SIGKILL",
+                        container_id=self.short_id,
+                        name=self.name,
+                        pid=process.pid,
+                        signal=first_signal.name,
+                        timeout=timeout,
+                    )
+                    self._send(process, signal.SIGKILL)
+                    killed = True
             await process.wait()
         finally:
             if not process.exited:
                 # Cancelled (or failed) mid-way: finish the kill so the state stays true.
                 with anyio.CancelScope(shield=True):
-                    process.signal_group(signal.SIGKILL)
+                    if not killed:
+                        self._send(process, signal.SIGKILL)
                     with anyio.move_on_after(KILL_REAP_TIMEOUT):
                         await process.wait()
             if process.exited and self._process is process:
                 self._commit_exit(trigger, process)
+                if trigger is Trigger.STOP:
+                    self._emit("stop")
+
+    def _send(self, process: SupervisedProcess, sig: signal.Signals) -> None:
+        """Signal the group and publish the kill event (Docker logs it after sending)."""
+        process.signal_group(sig)
+        self._emit("kill", attributes={"signal": str(int(sig))})
 
     # -- operations ------------------------------------------------------
 
@@ -316,7 +365,7 @@ class Container:
                 process.signal_group(signal.SIGCONT)
                 raise PauseTimeoutError(timeout=PAUSE_TIMEOUT, container_id=self.id, name=self.name)
             else:
-                self._commit(Trigger.PAUSE)
+                self._commit(Trigger.PAUSE, "pause")
 
     async def unpause(self) -> None:
         """Resume the group (SIGCONT, which takes effect at once). Cancellation: atomic."""
@@ -324,7 +373,7 @@ class Container:
             self._model.check(Trigger.UNPAUSE)
             if self._process is not None:
                 self._process.signal_group(signal.SIGCONT)
-            self._commit(Trigger.UNPAUSE)
+            self._commit(Trigger.UNPAUSE, "unpause")
 
     async def stop(self, timeout: float | None = None) -> None:
         """Send the stop signal, wait ``timeout`` (default: the container's), then SIGKILL.
@@ -359,11 +408,11 @@ class Container:
             if parsed is signal.SIGKILL:
                 await self._terminate(Trigger.KILL, signal.SIGKILL, 0.0)
                 return
-            process.signal_group(parsed)
+            self._send(process, parsed)
             if self._model.state is State.PAUSED:
                 process.signal_group(signal.SIGCONT)
                 if not process.has_exited_now():
-                    self._commit(Trigger.UNPAUSE)
+                    self._commit(Trigger.UNPAUSE, "unpause")
 
     async def restart(self, timeout: float | None = None) -> None:
         """Stop (as ``stop(timeout)``) if live, then start again.
@@ -378,6 +427,7 @@ class Container:
             if self._model.state in _LIVE:
                 await self._terminate(Trigger.STOP, self._stop_signal, timeout)
             self._commit_spawned(Trigger.RESTART, self._spawn())
+            self._emit("restart")
 
     async def remove(self, *, force: bool = False) -> None:
         """Delete the container; the engine forgets it and its name is free again.
@@ -390,8 +440,8 @@ class Container:
             if force and self._model.state in _LIVE:
                 await self._terminate(Trigger.KILL, signal.SIGKILL, 0.0)
             self._model.check(Trigger.REMOVE)
-            self._commit(Trigger.REMOVE)
             self._engine._forget(self)
+            self._commit(Trigger.REMOVE, "destroy")
 
     async def wait(self, condition: WaitCondition = "not-running") -> int:
         """Wait for a condition (Docker's ``docker wait``); return the last exit code.

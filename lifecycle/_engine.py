@@ -14,10 +14,11 @@ for every process to be reaped, and only then closes the task group.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
-from collections.abc import Mapping
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Final, Self, final
 
@@ -26,8 +27,22 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from lifecycle._container import Container
-from lifecycle._errors import ContainerNotFoundError, EngineClosedError, NameConflictError
-from lifecycle._identity import generate_name, new_id, validate_name
+from lifecycle._errors import (
+    ContainerNotFoundError,
+    EngineClosedError,
+    InvalidArgumentError,
+    NameConflictError,
+)
+from lifecycle._events import (
+    DEFAULT_MAX_BUFFER,
+    Event,
+    EventBus,
+    Subscription,
+    deliver_to_callback,
+    make_event,
+)
+from lifecycle._identity import SHORT_ID_LENGTH, generate_name, new_id, validate_name
+from lifecycle._logging import get_logger
 from lifecycle._options import (
     DEFAULT_STOP_TIMEOUT,
     check_command,
@@ -37,15 +52,74 @@ from lifecycle._options import (
 )
 from lifecycle._process import SupervisedProcess
 from lifecycle._signals import SignalLike, parse_signal
-from lifecycle._states import State
+from lifecycle._states import State, Trigger
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "EngineStatistics"]
 
 # Docker, Podman, systemd's KillSignal and supervisord's stopsignal all default to SIGTERM.
 DEFAULT_STOP_SIGNAL: Final = signal.SIGTERM
 # After the shutdown's stops, how long to wait for the last watchers (a
-# process stuck in uninterruptible sleep) before ending them anyway.
-SHUTDOWN_WATCHER_GRACE: Final = 5.0
+# process stuck in uninterruptible sleep) and for callbacks to take their last
+# events, before ending them anyway.
+SHUTDOWN_GRACE: Final = 5.0
+
+
+class _ShieldedTasks:
+    """Background tasks that must outlive a cancellation of the engine's caller.
+
+    Each runs in its own shielded cancel scope (so a cancelled shutdown can
+    still see exits and deliver the last events) and is ended explicitly:
+    ``wait_all`` with a grace period, then ``cancel_all``.
+    """
+
+    def __init__(self) -> None:
+        self._scopes: set[anyio.CancelScope] = set()
+        self._idle: anyio.Event | None = None
+
+    def __len__(self) -> int:
+        return len(self._scopes)
+
+    def start(
+        self, task_group: TaskGroup, function: Callable[..., Awaitable[object]], *args: object
+    ) -> None:
+        scope = anyio.CancelScope(shield=True)
+        self._scopes.add(scope)
+        task_group.start_soon(self._run, scope, function, args)
+
+    async def _run(
+        self,
+        scope: anyio.CancelScope,
+        function: Callable[..., Awaitable[object]],
+        args: tuple[object, ...],
+    ) -> None:
+        try:
+            with scope:
+                await function(*args)
+        finally:
+            self._scopes.discard(scope)
+            if not self._scopes and self._idle is not None:
+                self._idle.set()
+
+    async def wait_all(self, grace: float) -> None:
+        with anyio.move_on_after(grace):
+            while self._scopes:
+                idle = self._idle = anyio.Event()
+                await idle.wait()
+
+    def cancel_all(self) -> None:
+        for scope in tuple(self._scopes):
+            scope.cancel()
+
+
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    """A snapshot of an engine (trio's ``statistics()`` convention)."""
+
+    containers: int
+    subscribers: int
+    events_published: int
+    events_dropped: int
 
 
 @final
@@ -66,8 +140,9 @@ class Engine:
         self._by_name: dict[str, Container] = {}
         self._task_group: TaskGroup | None = None
         self._exit_stack: AsyncExitStack | None = None
-        self._watchers: set[anyio.CancelScope] = set()
-        self._watchers_done: anyio.Event | None = None
+        self._watchers = _ShieldedTasks()
+        self._deliverers = _ShieldedTasks()
+        self._bus = EventBus()
         self._closing = False
         self._closed = False
 
@@ -114,12 +189,12 @@ class Engine:
                     group.start_soon(container._stop_for_shutdown)
         # Every stop has reaped its process; give any other watcher a moment,
         # then end the rest (their processes are not ours to wait for any more).
-        with anyio.move_on_after(SHUTDOWN_WATCHER_GRACE):
-            while self._watchers:
-                done = self._watchers_done = anyio.Event()
-                await done.wait()
-        for scope in list(self._watchers):
-            scope.cancel()
+        await self._watchers.wait_all(SHUTDOWN_GRACE)
+        self._watchers.cancel_all()
+        # Subscribers get the final events, then their iterations end.
+        self._bus.close()
+        await self._deliverers.wait_all(SHUTDOWN_GRACE)
+        self._deliverers.cancel_all()
 
     def _check_open(self) -> None:
         if self._task_group is None or self._closing:
@@ -139,23 +214,49 @@ class Engine:
     def _supervise(self, container: Container, process: SupervisedProcess) -> None:
         if self._task_group is None:  # pragma: no cover -- operations check _check_open
             raise EngineClosedError("the engine has not been entered")
-        scope = anyio.CancelScope(shield=True)
-        self._watchers.add(scope)
-        self._task_group.start_soon(self._watch, container, process, scope)
+        self._watchers.start(self._task_group, self._watch, container, process)
 
-    async def _watch(
-        self, container: Container, process: SupervisedProcess, scope: anyio.CancelScope
-    ) -> None:
+    async def _watch(self, container: Container, process: SupervisedProcess) -> None:
         try:
-            with scope:
-                await process.supervise()
-                if process.exited:
-                    await container._commit_die()
+            await process.supervise()
+            if process.exited:
+                await container._commit_die()
         finally:
             process.close()
-            self._watchers.discard(scope)
-            if not self._watchers and self._watchers_done is not None:
-                self._watchers_done.set()
+
+    def _emit(
+        self,
+        container: Container,
+        action: str,
+        from_state: State | None,
+        to_state: State | None,
+        attributes: dict[str, str] | None = None,
+    ) -> None:
+        """Publish one event (built only when somebody listens)."""
+        self._bus.count()
+        if self._bus.active:
+            self._bus.publish(
+                make_event(
+                    action,
+                    container_id=container.id,
+                    name=container.name,
+                    from_state=from_state,
+                    to_state=to_state,
+                    attributes=attributes,
+                )
+            )
+
+    def _callback_failed(
+        self, callback: Callable[[Event], object], event: Event, error: BaseException
+    ) -> None:
+        get_logger().error(
+            "event callback failed",
+            callback=getattr(callback, "__qualname__", repr(callback)),
+            action=event.action,
+            container_id=event.container_id[:SHORT_ID_LENGTH],
+            name=event.name,
+            exc_info=error,
+        )
 
     def _forget(self, container: Container) -> None:
         self._by_id.pop(container.id, None)
@@ -212,6 +313,8 @@ class Engine:
         )
         self._by_id[container_id] = container
         self._by_name[name] = container
+        container._log_transition(Trigger.CREATE, None)
+        self._emit(container, "create", None, State.CREATED)
         return container
 
     def get(self, reference: str) -> Container:
@@ -237,3 +340,73 @@ class Engine:
     def containers(self) -> list[Container]:
         """The live (not deleted) containers, oldest first."""
         return list(self._by_id.values())
+
+    @asynccontextmanager
+    async def subscribe(
+        self,
+        *,
+        container: str | Container | None = None,
+        actions: Iterable[str] | None = None,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        lossless: bool = False,
+    ) -> AsyncIterator[Subscription]:
+        """Receive events: ``async with engine.subscribe() as events: async for event in events``.
+
+        ``container`` (a name, id, id prefix or ``Container``) and ``actions``
+        filter what arrives; a subscription opened before ``create`` sees the
+        ``create``. The buffer holds ``max_buffer`` events; when it is full
+        the oldest is dropped and the next event read says how many were lost
+        (``Event.dropped``). ``lossless=True`` never drops: the buffer grows
+        without bound while the subscriber lags (its memory, its choice); the
+        engine never waits for a subscriber either way. Leaving the block
+        unsubscribes; engine exit ends the iteration after the last events.
+        Cancellation: leaving the block by cancellation unsubscribes.
+        """
+        self._check_open()
+        subscription = self._bus.open(
+            container=container, actions=actions, max_buffer=max_buffer, lossless=lossless
+        )
+        try:
+            yield subscription
+        finally:
+            subscription.close()
+
+    def add_callback(
+        self,
+        callback: Callable[[Event], object],
+        *,
+        container: str | Container | None = None,
+        actions: Iterable[str] | None = None,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        lossless: bool = False,
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` (a plain or an async function) for each matching event.
+
+        Calls happen in order, one at a time, in a task of the engine: never
+        inline in an operation, so a slow callback does not slow the engine
+        (it lags behind, with the buffer rules of ``subscribe``). A callback
+        that raises is logged and keeps receiving. Returns a function that
+        unsubscribes. Engine exit delivers the last events, waiting up to 5 s.
+        """
+        self._check_open()
+        if not callable(callback):
+            raise InvalidArgumentError(f"callback must be callable, not {callback!r}")
+        if self._task_group is None:  # pragma: no cover -- _check_open ensures it
+            raise EngineClosedError("the engine has not been entered")
+        subscription = self._bus.open(
+            container=container, actions=actions, max_buffer=max_buffer, lossless=lossless
+        )
+        self._deliverers.start(
+            self._task_group, deliver_to_callback, subscription, callback, self._callback_failed
+        )
+        return subscription.close
+
+    def statistics(self) -> EngineStatistics:
+        """Containers, subscribers (including callbacks), events published and dropped."""
+        events = self._bus.statistics()
+        return EngineStatistics(
+            containers=len(self._by_id),
+            subscribers=events.subscribers,
+            events_published=events.events_published,
+            events_dropped=events.events_dropped,
+        )

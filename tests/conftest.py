@@ -37,3 +37,17 @@ def no_child_processes_left() -> Iterator[None]:
 
     leftovers = children_of_this_process()
     assert {} == leftovers, f"processes left behind (pid: state): {leftovers}"
+
+
+@pytest.fixture(autouse=True)
+def structlog_unconfigured() -> Iterator[None]:
+    """Each test starts and ends with structlog unconfigured, as an application would find it.
+
+    (structlog.testing.capture_logs restores the old processors but leaves
+    structlog marked as configured.)
+    """
+    import structlog  # noqa: PLC0415
+
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()

@@ -12,6 +12,8 @@ EXPECTED = [
     "ContainerNotFoundError",
     "Engine",
     "EngineClosedError",
+    "EngineStatistics",
+    "Event",
     "GraphvizNotFoundError",
     "InvalidArgumentError",
     "InvalidNameError",
@@ -24,10 +26,12 @@ EXPECTED = [
     "SpawnError",
     "State",
     "StateModel",
+    "Subscription",
     "Transition",
     "Trigger",
     "UnknownTriggerError",
     "__version__",
+    "configure_logging",
 ]
 
 
