@@ -209,10 +209,13 @@ class Container:
         changed.set()
 
     def _emit(
-        self, action: str, to_state: State | None = None, attributes: dict[str, str] | None = None
+        self,
+        action: str,
+        from_state: State,
+        to_state: State | None = None,
+        attributes: dict[str, str] | None = None,
     ) -> None:
-        """Publish an event that changes nothing (kill, stop, restart): from the current state."""
-        self._engine._emit(self, action, self._model.state, to_state, attributes)
+        self._engine._emit(self, action, from_state, to_state, attributes)
 
     def _log_transition(
         self, trigger: Trigger, source: State | None, pid: int | None = None
@@ -228,18 +231,26 @@ class Container:
             exit_code=self.exit_code,
         )
 
-    def _commit_exit(self, trigger: Trigger, process: SupervisedProcess) -> None:
-        """Commit a move to stopped for ``process``'s exit (stop, kill or die): the die event."""
+    def _commit_exit(
+        self, trigger: Trigger, process: SupervisedProcess, *, move: bool = True
+    ) -> None:
+        """Take note of ``process``'s exit: exit code, the ``die`` (and ``stop``) events.
+
+        With ``move`` (always, except in the middle of a restart) the container
+        moves to stopped through ``trigger`` (stop, kill or die). A restart
+        keeps its state and commits running -> running once the new process runs.
+        """
         source = self._model.state
-        self._model.apply(trigger)
         self.exit_code = process.exit_code
         self.finished_at = _now()
         self._process = None
         self._exit_count += 1
-        self._log_transition(trigger, source, process.pid)
-        self._engine._emit(
-            self, "die", source, self._model.state, {"exitCode": str(process.exit_code)}
-        )
+        if move:
+            self._model.apply(trigger)
+            self._log_transition(trigger, source, process.pid)
+        self._emit("die", source, State.STOPPED, {"exitCode": str(process.exit_code)})
+        if trigger is Trigger.STOP:
+            self._emit("stop", State.STOPPED)
         self._notify()
 
     def _commit(self, trigger: Trigger, action: str) -> None:
@@ -247,7 +258,7 @@ class Container:
         source = self._model.state
         self._model.apply(trigger)
         self._log_transition(trigger, source)
-        self._engine._emit(self, action, source, self._model.state)
+        self._emit(action, source, self._model.state)
         self._notify()
 
     def _spawn(self) -> SupervisedProcess:
@@ -268,21 +279,39 @@ class Container:
         self._engine._supervise(self, process)
         return process
 
-    def _commit_spawned(self, trigger: Trigger, process: SupervisedProcess) -> None:
+    def _commit_spawned(
+        self, trigger: Trigger, process: SupervisedProcess, event_from: State
+    ) -> None:
+        """Commit start or restart for a process that runs; publish ``start``."""
+        source = self._model.state
         self._process = process
         self.error = None
         self.started_at = _now()
-        self._commit(trigger, "start")
+        self._model.apply(trigger)
+        self._log_transition(trigger, source)
+        self._emit("start", event_from, State.RUNNING)
+        self._notify()
 
     async def _terminate(
-        self, trigger: Trigger, first_signal: signal.Signals, timeout: float
+        self,
+        trigger: Trigger,
+        first_signal: signal.Signals,
+        timeout: float,
+        *,
+        move: bool = True,
     ) -> None:
-        """Signal, wait up to ``timeout``, SIGKILL, wait; commit ``trigger`` once reaped."""
+        """Signal, wait up to ``timeout``, SIGKILL, wait; commit ``trigger`` once reaped.
+
+        ``move=False`` (restart) records the exit but leaves the state to the
+        caller -- unless the wait is interrupted, in which case the container
+        moves to stopped all the same, so the state stays true.
+        """
         process = self._process
         if process is None:  # pragma: no cover -- callers checked the state
             raise RuntimeError(f"{self!r} has no process to terminate")
         was_paused = self._model.state is State.PAUSED
         killed = False
+        completed = False
         try:
             self._send(process, first_signal)
             killed = first_signal is signal.SIGKILL
@@ -305,6 +334,7 @@ class Container:
                     self._send(process, signal.SIGKILL)
                     killed = True
             await process.wait()
+            completed = True
         finally:
             if not process.exited:
                 # Cancelled (or failed) mid-way: finish the kill so the state stays true.
@@ -314,14 +344,12 @@ class Container:
                     with anyio.move_on_after(KILL_REAP_TIMEOUT):
                         await process.wait()
             if process.exited and self._process is process:
-                self._commit_exit(trigger, process)
-                if trigger is Trigger.STOP:
-                    self._emit("stop")
+                self._commit_exit(trigger, process, move=move or not completed)
 
     def _send(self, process: SupervisedProcess, sig: signal.Signals) -> None:
         """Signal the group and publish the kill event (Docker logs it after sending)."""
         process.signal_group(sig)
-        self._emit("kill", attributes={"signal": str(int(sig))})
+        self._emit("kill", self._model.state, None, {"signal": str(int(sig))})
 
     # -- operations ------------------------------------------------------
 
@@ -336,7 +364,7 @@ class Container:
         async with self._operation():
             if self._model.check(Trigger.START) is None:
                 return
-            self._commit_spawned(Trigger.START, self._spawn())
+            self._commit_spawned(Trigger.START, self._spawn(), self._model.state)
 
     async def pause(self) -> None:
         """Stop every process of the group (SIGSTOP); return once ``/proc`` shows them stopped.
@@ -424,10 +452,23 @@ class Container:
         timeout = self._stop_timeout if timeout is None else check_timeout(timeout)
         async with self._operation():
             self._model.check(Trigger.RESTART)
-            if self._model.state in _LIVE:
-                await self._terminate(Trigger.STOP, self._stop_signal, timeout)
-            self._commit_spawned(Trigger.RESTART, self._spawn())
-            self._emit("restart")
+            source = self._model.state
+            if source in _LIVE:
+                # The state stays running/paused while the old process goes, so
+                # the committed transition is the table's running -> running.
+                await self._terminate(Trigger.STOP, self._stop_signal, timeout, move=False)
+            try:
+                process = self._spawn()
+            except SpawnError:
+                if self._model.state in _LIVE:  # the old process is gone: say so
+                    self._model.apply(Trigger.STOP)
+                    self._log_transition(Trigger.STOP, source)
+                    self._notify()
+                raise
+            self._commit_spawned(
+                Trigger.RESTART, process, State.STOPPED if source in _LIVE else source
+            )
+            self._emit("restart", State.RUNNING)
 
     async def remove(self, *, force: bool = False) -> None:
         """Delete the container; the engine forgets it and its name is free again.

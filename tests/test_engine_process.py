@@ -515,3 +515,26 @@ async def test_many_concurrent_lifecycles() -> None:
                     group.start_soon(cycle, engine, index)
             assert [] == engine.containers()
     assert [143] * 50 == codes
+
+
+async def test_restart_whose_new_process_cannot_start_ends_stopped(tmp_path: Path) -> None:
+    """Executable gone: restart stops the old process, raises SpawnError, ends stopped."""
+    program = tmp_path / "program"
+    program.write_text("#!/bin/sh\nexec sleep 60\n")
+    program.chmod(0o755)
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create([str(program)])
+            await container.start()
+            group = container.pid
+            assert group is not None
+            program.unlink()
+            with pytest.raises(SpawnError, match="not found"):
+                await container.restart()
+            assert (State.STOPPED, 127, None) == (
+                container.state,
+                container.exit_code,
+                container.pid,
+            )
+            assert [] == group_alive(group)
+            await container.remove()
