@@ -26,7 +26,9 @@ from lifecycle._errors import (
     UnknownTriggerError,
 )
 from lifecycle._events import Event, Subscription
+from lifecycle._live import LiveGraph
 from lifecycle._logging import configure_logging
+from lifecycle._render import render, render_async
 from lifecycle._states import TRANSITIONS, State, StateModel, Transition, Trigger
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "InvalidSignalError",
     "InvalidTransitionError",
     "LifecycleError",
+    "LiveGraph",
     "NameConflictError",
     "PauseTimeoutError",
     "RenderError",
@@ -55,4 +58,6 @@ __all__ = [
     "UnknownTriggerError",
     "__version__",
     "configure_logging",
+    "render",
+    "render_async",
 ]

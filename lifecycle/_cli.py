@@ -19,6 +19,7 @@ from lifecycle._diagram import lifecycle_graph
 from lifecycle._errors import LifecycleError
 from lifecycle._files import write_atomically
 from lifecycle._render import IN_PROCESS_FORMATS, SYSTEM_DOT_FORMATS, render_source
+from lifecycle._states import State
 
 __all__ = ["main"]
 
@@ -64,6 +65,12 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=DIAGRAM_FORMATS,
         help="output format; without -o, the picture goes to standard output",
     )
+    diagram.add_argument(
+        "--highlight",
+        metavar="STATE",
+        choices=[state.value for state in State],
+        help="mark one state as current (" + ", ".join(state.value for state in State) + ")",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -102,9 +109,12 @@ def _write(data: bytes, output: str) -> None:
 
 
 def _diagram(arguments: argparse.Namespace) -> None:
-    source: str = lifecycle_graph().source
+    highlight = None if arguments.highlight is None else State(arguments.highlight)
+    source: str = lifecycle_graph(current=highlight).source
     output: str | None = arguments.output
     if output is None and arguments.format is None:
+        if highlight is not None:
+            raise _Failure("--highlight draws one picture: say where with -o PATH or --format")
         for suffix in ("dot", "svg"):
             _write(render_source(source, suffix), str(DEFAULT_DIAGRAM_DIR / f"lifecycle.{suffix}"))
         return

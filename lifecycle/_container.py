@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final, NoReturn, final
 import anyio
 import anyio.lowlevel
 
+from lifecycle._diagram import lifecycle_graph
 from lifecycle._errors import (
     ContainerNotFoundError,
     PauseTimeoutError,
@@ -38,9 +39,11 @@ from lifecycle._logging import get_logger
 from lifecycle._options import WaitCondition, check_timeout, check_wait_condition
 from lifecycle._process import SpawnFailure, SupervisedProcess
 from lifecycle._signals import SignalLike, parse_signal
-from lifecycle._states import State, StateModel, Trigger
+from lifecycle._states import State, StateModel, Transition, Trigger
 
 if TYPE_CHECKING:
+    import graphviz
+
     from lifecycle._engine import Engine
 
 __all__ = ["Container"]
@@ -176,6 +179,24 @@ class Container:
         """Seconds ``stop()`` waits before SIGKILL (default 10)."""
         return self._stop_timeout
 
+    @property
+    def last_transition(self) -> Transition:
+        """The table row this container last took (``create`` at first)."""
+        return self._model.last_transition
+
+    def graph(self) -> graphviz.Digraph:
+        """The lifecycle diagram with this container's state and last transition highlighted.
+
+        Built on demand from (state, last transition): O(states + edges).
+        Render it with ``lifecycle.render`` or ``render_async``.
+        """
+        state = self._model.state
+        return lifecycle_graph(
+            current=state,
+            last=self._model.last_transition,
+            title=f"{self.name} ({self.short_id}): {state.value}",
+        )
+
     def __repr__(self) -> str:
         detail = self._model.state.value
         if self.pid is not None:
@@ -203,6 +224,12 @@ class Container:
         process = self._process
         if process is not None and process.exited and self._model.state in _LIVE:
             self._commit_exit(Trigger.DIE, process)
+
+    def _apply(self, trigger: Trigger) -> None:
+        """Move the state model (never a no-op here) and count the edge for the fleet graph."""
+        transition = self._model.apply(trigger)
+        if transition is not None:
+            self._engine._transitions_taken[transition] += 1
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, anyio.Event()
@@ -246,7 +273,7 @@ class Container:
         self._process = None
         self._exit_count += 1
         if move:
-            self._model.apply(trigger)
+            self._apply(trigger)
             self._log_transition(trigger, source, process.pid)
         self._emit("die", source, State.STOPPED, {"exitCode": str(process.exit_code)})
         if trigger is Trigger.STOP:
@@ -256,7 +283,7 @@ class Container:
     def _commit(self, trigger: Trigger, action: str) -> None:
         """Commit ``trigger`` and publish ``action`` carrying the state change."""
         source = self._model.state
-        self._model.apply(trigger)
+        self._apply(trigger)
         self._log_transition(trigger, source)
         self._emit(action, source, self._model.state)
         self._notify()
@@ -287,7 +314,7 @@ class Container:
         self._process = process
         self.error = None
         self.started_at = _now()
-        self._model.apply(trigger)
+        self._apply(trigger)
         self._log_transition(trigger, source)
         self._emit("start", event_from, State.RUNNING)
         self._notify()
@@ -461,7 +488,7 @@ class Container:
                 process = self._spawn()
             except SpawnError:
                 if self._model.state in _LIVE:  # the old process is gone: say so
-                    self._model.apply(Trigger.STOP)
+                    self._apply(Trigger.STOP)
                     self._log_transition(Trigger.STOP, source)
                     self._notify()
                 raise

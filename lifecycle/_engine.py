@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
@@ -24,9 +25,11 @@ from typing import Final, Self, final
 
 import anyio
 import anyio.lowlevel
+import graphviz
 from anyio.abc import TaskGroup
 
 from lifecycle._container import Container
+from lifecycle._diagram import lifecycle_graph
 from lifecycle._errors import (
     ContainerNotFoundError,
     EngineClosedError,
@@ -52,7 +55,7 @@ from lifecycle._options import (
 )
 from lifecycle._process import SupervisedProcess
 from lifecycle._signals import SignalLike, parse_signal
-from lifecycle._states import State, Trigger
+from lifecycle._states import State, Transition, Trigger
 
 __all__ = ["Engine", "EngineStatistics"]
 
@@ -143,6 +146,10 @@ class Engine:
         self._watchers = _ShieldedTasks()
         self._deliverers = _ShieldedTasks()
         self._bus = EventBus()
+        # For the fleet graph: how often each edge was taken, and how many
+        # containers were removed (the engine forgets them). O(1) per transition.
+        self._transitions_taken: Counter[Transition] = Counter()
+        self._removed = 0
         self._closing = False
         self._closed = False
 
@@ -259,6 +266,7 @@ class Engine:
         )
 
     def _forget(self, container: Container) -> None:
+        self._removed += 1
         self._by_id.pop(container.id, None)
         if self._by_name.get(container.name) is container:
             del self._by_name[container.name]
@@ -313,6 +321,7 @@ class Engine:
         )
         self._by_id[container_id] = container
         self._by_name[name] = container
+        self._transitions_taken[container.last_transition] += 1
         container._log_transition(Trigger.CREATE, None)
         self._emit(container, "create", None, State.CREATED)
         return container
@@ -400,6 +409,21 @@ class Engine:
             self._task_group, deliver_to_callback, subscription, callback, self._callback_failed
         )
         return subscription.close
+
+    def graph(self) -> graphviz.Digraph:
+        """The fleet: how many containers sit in each state, how often each edge was taken.
+
+        Built on demand: O(containers + states + edges), nothing paid per transition
+        beyond one counter. Removed containers are counted in ``deleted``.
+        """
+        counts = Counter(container.state for container in self._by_id.values())
+        counts[State.DELETED] += self._removed
+        total = len(self._by_id) + self._removed
+        return lifecycle_graph(
+            state_counts=counts,
+            edge_counts=self._transitions_taken,
+            title=f"fleet: {total} containers",
+        )
 
     def statistics(self) -> EngineStatistics:
         """Containers, subscribers (including callbacks), events published and dropped."""

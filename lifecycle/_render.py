@@ -25,6 +25,7 @@ import shutil
 import threading
 from typing import Any, Final
 
+import anyio.to_thread
 import graphviz
 
 from lifecycle._errors import GraphvizNotFoundError, RenderError
@@ -32,6 +33,8 @@ from lifecycle._errors import GraphvizNotFoundError, RenderError
 __all__ = [
     "IN_PROCESS_FORMATS",
     "SYSTEM_DOT_FORMATS",
+    "render",
+    "render_async",
     "render_source",
     "warm_up",
 ]
@@ -136,3 +139,36 @@ def render_source(dot_source: str, output_format: str = "svg") -> bytes:
         return _render_with_system_dot(dot_source, output_format)
     known = ", ".join(sorted({"dot", *IN_PROCESS_FORMATS, *SYSTEM_DOT_FORMATS}))
     raise ValueError(f"unknown output format {output_format!r} (expected one of: {known})")
+
+
+def _source_of(graph: graphviz.Digraph | graphviz.Source | str) -> str:
+    if isinstance(graph, str):
+        return graph
+    source = getattr(graph, "source", None)
+    if not isinstance(source, str):
+        raise TypeError(f"expected a graphviz graph or DOT source, not {type(graph).__name__}")
+    return source
+
+
+def render(graph: graphviz.Digraph | graphviz.Source | str, format: str = "svg") -> bytes:
+    """Render a graph (or DOT source): ``svg`` in-process, ``png``/``pdf`` by system dot, ``dot``.
+
+    Synchronous: for scripts and docs. The first SVG render of the process
+    compiles the renderer (about a second); later ones take milliseconds.
+    Raises ``GraphvizNotFoundError`` for PNG/PDF without Graphviz installed,
+    ``RenderError`` when Graphviz rejects the graph.
+    """
+    return render_source(_source_of(graph), format)
+
+
+async def render_async(
+    graph: graphviz.Digraph | graphviz.Source | str,
+    format: str = "svg",
+) -> bytes:
+    """``render`` in a worker thread, so the event loop never blocks.
+
+    Cancellation: the render already in flight finishes in its thread (a few
+    milliseconds) before the cancellation takes effect; its result is dropped.
+    """
+    source = _source_of(graph)
+    return await anyio.to_thread.run_sync(render_source, source, format)

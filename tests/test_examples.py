@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from .helpers import REPO
 
@@ -36,3 +37,25 @@ def test_engine_tour_example_on_both_backends() -> None:
         assert "wait() -> 3" in output
         assert "exit code 127" in output
         assert "cannot unpause container web" in output
+
+
+def test_live_graph_example_keeps_fleet_svg(tmp_path: Path) -> None:
+    """The live-graph example writes fleet.svg and web.svg showing the final fleet."""
+    output = run_example("live_graph.py", str(tmp_path))
+    assert "renders of" in output
+    fleet = (tmp_path / "fleet.svg").read_text()
+    assert "fleet: 7 containers" in fleet
+    assert "deleted (1)" in fleet
+    assert "paused" in (tmp_path / "web.svg").read_text()
+
+
+def test_graph_benchmark_still_runs() -> None:
+    """benchmarks/graph.py runs in its tiny CI size and prints its medians."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "graph.py"), "--quick"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr.decode()
+    assert b"render svg in-process (wasmtime)" in result.stdout

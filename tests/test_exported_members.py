@@ -20,6 +20,7 @@ EXPECTED = [
     "InvalidSignalError",
     "InvalidTransitionError",
     "LifecycleError",
+    "LiveGraph",
     "NameConflictError",
     "PauseTimeoutError",
     "RenderError",
@@ -32,6 +33,8 @@ EXPECTED = [
     "UnknownTriggerError",
     "__version__",
     "configure_logging",
+    "render",
+    "render_async",
 ]
 
 
