@@ -1,7 +1,10 @@
-"""The ``lifecycle`` command line.
+"""The ``lifecycle`` command line: ``run``, ``demo``, ``diagram``.
 
-Exit status: 0 on success, 2 for a usage error (argparse's convention), 1
-when the command itself fails (for example PNG asked for without Graphviz).
+Exit status of ``diagram`` and ``demo``: 0 on success, 2 for a usage error
+(argparse's convention), 1 when the command fails (for example PNG asked for
+without Graphviz). ``run`` follows ``docker run``: the container's exit code,
+127/126 when the command cannot be found/executed, 125 when lifecycle itself
+fails (a bad option included).
 """
 
 from __future__ import annotations
@@ -11,14 +14,19 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, NoReturn
+
+import anyio
 
 from lifecycle import __version__
 from lifecycle._demo import run_demo
 from lifecycle._diagram import lifecycle_graph
 from lifecycle._errors import LifecycleError
 from lifecycle._files import write_atomically
+from lifecycle._logging import configure_logging
+from lifecycle._options import DEFAULT_STOP_TIMEOUT
 from lifecycle._render import IN_PROCESS_FORMATS, SYSTEM_DOT_FORMATS, render_source
+from lifecycle._run import EXIT_LIFECYCLE_FAILED, RunOptions, run_container
 from lifecycle._states import State
 
 __all__ = ["main"]
@@ -36,14 +44,98 @@ class _Failure(Exception):
     """A failure the CLI reports in one line and turns into EXIT_FAILURE."""
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the exit status of a usage error chosen per command (125 for run)."""
+
+    usage_exit_code = EXIT_USAGE
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_exit_code, f"{self.prog}: error: {message}\n")
+
+
+def _env_pair(text: str) -> tuple[str, str | None]:
+    """``K=V``, or ``K`` alone to pass this process's value of K (as docker run -e does)."""
+    key, separator, value = text.partition("=")
+    if not key:
+        raise argparse.ArgumentTypeError(f"expected K=V or K, not {text!r}")
+    return key, value if separator else None
+
+
+def _add_logging_options(command: argparse.ArgumentParser, default_level: str) -> None:
+    command.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        help="structured log format on stderr (default: console on a terminal, json otherwise)",
+    )
+    command.add_argument(
+        "--log-level",
+        default=default_level,
+        choices=("debug", "info", "warning", "error"),
+        help=f"lowest level logged (default: {default_level})",
+    )
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(
         prog="lifecycle",
         description="Give a process the lifecycle of a container: "
         "created, running, paused, stopped, deleted.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="the event loop to run on; both are supported (default: asyncio)",
+    )
+    commands = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run a command as a container in the foreground (like docker run)",
+        description="Create and start a container for COMMAND and stay in the foreground until "
+        "it stops. Its stdout and stderr pass through; so does stdin when it is a terminal or "
+        "a pipe. SIGINT/SIGTERM stop it gracefully (a second SIGINT kills at once); SIGHUP, "
+        "SIGUSR1, SIGUSR2 and SIGWINCH are forwarded. Exit status: the container's exit code "
+        "(128+N if killed by signal N), 127/126 if COMMAND cannot be found/executed, 125 if "
+        "lifecycle itself fails.",
+    )
+    assert isinstance(run, _Parser)  # noqa: S101 -- subparsers share the parser class
+    run.usage_exit_code = EXIT_LIFECYCLE_FAILED
+    run.add_argument("--name", help="container name (default: a generated adjective_noun)")
+    run.add_argument(
+        "--env",
+        "-e",
+        action="append",
+        type=_env_pair,
+        default=[],
+        metavar="K=V",
+        help="set an environment variable (repeatable); K alone passes this process's value",
+    )
+    run.add_argument("--cwd", help="working directory of the command")
+    run.add_argument(
+        "--stop-signal",
+        default="SIGTERM",
+        help="signal that stops it gracefully (default: SIGTERM)",
+    )
+    run.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=DEFAULT_STOP_TIMEOUT,
+        metavar="SECONDS",
+        help=f"grace period before SIGKILL (default: {DEFAULT_STOP_TIMEOUT:g})",
+    )
+    run.add_argument(
+        "--graph", type=Path, metavar="FILE.svg", help="keep a live graph of the container in FILE"
+    )
+    run.add_argument(
+        "--events",
+        action="store_true",
+        help="print each event as a JSON object on stderr (Docker's field names)",
+    )
+    _add_logging_options(run, "warning")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
 
     diagram = commands.add_parser(
         "diagram",
@@ -74,9 +166,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="tour every transition of the table and write the diagram",
-        description="Print the transition table, walk containers' state models along a "
-        "tour that takes every edge, and write the diagram into DIR.",
+        help="a guided tour of every transition, on real processes, with pictures",
+        description="Walk a few containers through every edge of the transition table on real "
+        "processes, printing the event stream (stdout) and the structured log (stderr), and "
+        "write a picture of the live graph per step plus the fleet graph into DIR.",
     )
     demo.add_argument(
         "--out",
@@ -85,6 +178,7 @@ def _build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_DEMO_DIR,
         help=f"where to write the pictures (default: {DEFAULT_DEMO_DIR}/)",
     )
+    _add_logging_options(demo, "info")
     return parser
 
 
@@ -124,14 +218,61 @@ def _diagram(arguments: argparse.Namespace) -> None:
     _write(render_source(source, output_format), output)
 
 
+def _configure_logging(arguments: argparse.Namespace) -> None:
+    json = None if arguments.log_format is None else arguments.log_format == "json"
+    configure_logging(json=json, level=arguments.log_level.upper())
+
+
+def _run_options(arguments: argparse.Namespace) -> RunOptions:
+    command = list(arguments.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise _Failure("run needs a command: lifecycle run [OPTIONS] -- COMMAND [ARG...]")
+    env: dict[str, str] = {}
+    for key, value in arguments.env:
+        if value is None:
+            if key in os.environ:
+                env[key] = os.environ[key]
+        else:
+            env[key] = value
+    return RunOptions(
+        command=tuple(command),
+        name=arguments.name,
+        env=env,
+        cwd=arguments.cwd,
+        stop_signal=arguments.stop_signal,
+        stop_timeout=arguments.stop_timeout,
+        graph=arguments.graph,
+        events=arguments.events,
+    )
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    try:
+        options = _run_options(arguments)
+        _configure_logging(arguments)
+        return anyio.run(run_container, options, backend=arguments.backend)
+    except (_Failure, LifecycleError, OSError) as error:
+        print(f"lifecycle: error: {error}", file=sys.stderr)
+        return EXIT_LIFECYCLE_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    arguments = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "run" in words:  # usage errors of `run`, even those the top level reports, are 125
+        parser.usage_exit_code = EXIT_LIFECYCLE_FAILED
+    arguments = parser.parse_args(words)
+    if arguments.subcommand == "run":
+        return _run(arguments)
     try:
-        if arguments.command == "diagram":
+        if arguments.subcommand == "diagram":
             _diagram(arguments)
-        elif arguments.command == "demo":
-            run_demo(arguments.out)
+        elif arguments.subcommand == "demo":
+            _configure_logging(arguments)
+            anyio.run(run_demo, arguments.out, backend=arguments.backend)
     except BrokenPipeError:
         # The reader went away (`lifecycle demo | head`): stop quietly, as cat does.
         devnull = os.open(os.devnull, os.O_WRONLY)

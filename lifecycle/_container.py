@@ -76,6 +76,7 @@ class Container:
         "_env",
         "_exit_count",
         "_inherit_env",
+        "_inherit_stdin",
         "_lock",
         "_model",
         "_process",
@@ -94,6 +95,7 @@ class Container:
     _engine: Engine
     _env: dict[str, str]
     _inherit_env: bool
+    _inherit_stdin: bool
     _cwd: str | None
     _stop_signal: signal.Signals
     _stop_timeout: float
@@ -124,6 +126,7 @@ class Container:
         command: tuple[str, ...],
         env: dict[str, str],
         inherit_env: bool,
+        inherit_stdin: bool,
         cwd: str | None,
         stop_signal: signal.Signals,
         stop_timeout: float,
@@ -135,6 +138,7 @@ class Container:
         self.command = command
         self._env = env
         self._inherit_env = inherit_env
+        self._inherit_stdin = inherit_stdin
         self._cwd = cwd
         self._stop_signal = stop_signal
         self._stop_timeout = stop_timeout
@@ -292,7 +296,9 @@ class Container:
         """Start the command; on failure record exit code and error and raise SpawnError."""
         try:
             environment = self._engine._environment(self._env, self._inherit_env)
-            process = SupervisedProcess.spawn(self.command, env=environment, cwd=self._cwd)
+            process = SupervisedProcess.spawn(
+                self.command, env=environment, cwd=self._cwd, inherit_stdin=self._inherit_stdin
+            )
         except SpawnFailure as failure:
             self.exit_code = failure.exit_code
             self.error = failure.reason

@@ -1,99 +1,172 @@
-"""The demo: a tour of the state model that takes every edge of the table.
+"""``lifecycle demo``: a guided tour of every edge of the table, on real processes.
 
-This first demo is pure (no processes yet): it prints the transition table,
-walks ``StateModel``s along a tour that covers every row of ``TRANSITIONS``,
-shows one refused trigger and one Docker no-op, and writes the diagram.
+A few containers walk through all sixteen transitions (plus ``create``):
+pause confirmed in /proc, a cooperative stop, a process that ignores SIGTERM
+and is escalated to SIGKILL, one that exits by itself, one killed from
+outside while paused, a forced remove. An async subscriber prints the event
+stream on stdout; the structured log (stderr) shows each transition. After
+each step, a picture of that container's live graph goes into the output
+folder, and the fleet graph at the end.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from lifecycle._diagram import lifecycle_graph, table_transitions
-from lifecycle._errors import InvalidTransitionError
+import anyio
+
+from lifecycle._container import Container
+from lifecycle._engine import Engine
+from lifecycle._events import Event
 from lifecycle._files import write_atomically
-from lifecycle._render import render_source
-from lifecycle._states import TRANSITIONS, State, StateModel, Transition, Trigger
+from lifecycle._procfs import read_stat
+from lifecycle._render import render_async
 
-__all__ = ["covering_tour", "run_demo"]
+__all__ = ["run_demo"]
 
-
-def _path_to_uncovered(start: State, uncovered: set[Transition]) -> list[Transition] | None:
-    """Shortest list of table edges from ``start`` that ends with an uncovered edge."""
-    queue: deque[tuple[State, list[Transition]]] = deque([(start, [])])
-    seen = {start}
-    while queue:
-        state, path = queue.popleft()
-        row = [Transition(state, trigger, dest) for trigger, dest in TRANSITIONS[state].items()]
-        for edge in row:
-            if edge in uncovered:
-                return [*path, edge]
-        for edge in row:
-            if edge.dest not in seen:
-                seen.add(edge.dest)
-                queue.append((edge.dest, [*path, edge]))
-    return None
+# Python that handles SIGTERM by exiting 0, and says when it is ready.
+_COOPERATIVE = (
+    "import pathlib, signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+    "pathlib.Path(sys.argv[1]).touch()\n"
+    "while True: time.sleep(1)\n"
+)
 
 
-def covering_tour() -> list[list[Trigger]]:
-    """Trigger sequences, one per container, that together take every table edge."""
-    uncovered = {edge for edge in table_transitions() if edge.source is not None}
-    tours: list[list[Trigger]] = []
-    while uncovered:
-        state = TRANSITIONS[None][Trigger.CREATE]
-        tour: list[Trigger] = []
-        while (path := _path_to_uncovered(state, uncovered)) is not None:
-            for edge in path:
-                uncovered.discard(edge)
-                tour.append(edge.trigger)
-                state = edge.dest
-        tours.append(tour)
-    return tours
+class _Tour:
+    def __init__(self, engine: Engine, out_dir: Path, scratch: Path) -> None:
+        self.engine = engine
+        self.out_dir = out_dir
+        self.scratch = scratch
+        self.written: list[Path] = []
+        self.step = 0
+
+    async def snapshot(self, container: Container, what: str) -> None:
+        self.step += 1
+        path = self.out_dir / f"{self.step:02d}-{container.name}-{what}.svg"
+        svg = await render_async(container.graph())
+        await anyio.to_thread.run_sync(write_atomically, path, svg)
+        self.written.append(path)
+
+    async def do(
+        self, container: Container, what: str, operation: Callable[[], Awaitable[object]]
+    ) -> None:
+        print(f"\n== {container.name}: {what}", flush=True)
+        await operation()
+        await anyio.wait_all_tasks_blocked()  # let the event printer catch up
+        await self.snapshot(container, what.split(maxsplit=1)[0])
+
+    async def ready(self, marker: Path) -> None:
+        # The child reports readiness only by creating a file: poll for it.
+        while not await anyio.Path(marker).exists():  # noqa: ASYNC110
+            await anyio.sleep(0.01)
 
 
-def _table_lines() -> Iterable[str]:
-    yield f"{'from':<10} {'trigger':<9} to"
-    for edge in table_transitions():
-        source = "(initial)" if edge.source is None else edge.source.value
-        yield f"{source:<10} {edge.trigger.value:<9} {edge.dest.value}"
+def _proc_state(pid: int | None) -> str:
+    stat = None if pid is None else read_stat(pid)
+    return "gone" if stat is None else stat.state
 
 
-def run_demo(out_dir: Path, echo: Callable[[str], None] = print) -> list[Path]:
-    """Print the table, tour every edge, write the diagram into ``out_dir``; return the files."""
-    echo("The transition table (lifecycle.TRANSITIONS):")
-    for line in _table_lines():
-        echo(f"  {line}")
+async def _print_events(engine: Engine, started: anyio.Event) -> None:
+    async with engine.subscribe(lossless=True) as events:
+        started.set()
+        event: Event
+        async for event in events:
+            attributes = " ".join(f"{k}={v}" for k, v in event.attributes.items() if k != "name")
+            change = f" {event.from_state} -> {event.to_state}" if event.to_state else ""
+            print(f"   event: {event.action:<8} {event.name}{change} {attributes}".rstrip())
 
-    echo("\nA tour that takes every edge:")
-    for number, tour in enumerate(covering_tour(), start=1):
-        model = StateModel(name=f"demo-{number}")
-        echo(f"  demo-{number}: create -> {model.state}")
-        for trigger in tour:
-            transition = model.apply(trigger)
-            if transition is None:  # the tour follows table rows only, never a no-op
-                raise RuntimeError(f"tour took a no-op: {trigger} from {model.state}")
-            echo(f"  demo-{number}: {trigger} {transition.source} -> {transition.dest}")
 
-    echo("\nWhat the table refuses, and Docker's no-ops:")
-    model = StateModel(name="web")
-    model.apply(Trigger.START)
-    model.apply(Trigger.PAUSE)
-    try:
-        model.apply(Trigger.START)
-    except InvalidTransitionError as error:
-        echo(f"  refused: {error}")
-    model.apply(Trigger.UNPAUSE)
-    if model.apply(Trigger.START) is None:
-        echo("  no-op:   start on a running container changes nothing (Docker answers 304)")
+async def _tour(tour: _Tour) -> None:
+    engine = tour.engine
+    web = await engine.create(["sleep", "600"], name="web", stop_timeout=5)
+    await tour.snapshot(web, "create")
+    await tour.do(web, "start", web.start)
+    await tour.do(web, "pause (SIGSTOP, confirmed in /proc)", web.pause)
+    print(f"   /proc/{web.pid}/stat says state {_proc_state(web.pid)!r} (T = stopped)")
+    await tour.do(web, "unpause (SIGCONT)", web.unpause)
+    print(f"   /proc/{web.pid}/stat says state {_proc_state(web.pid)!r}")
+    await tour.do(web, "stop (SIGTERM: sleep dies of it, 143)", web.stop)
+    await tour.do(web, "start again", web.start)
+    await tour.do(web, "restart (running -> running)", web.restart)
+    await tour.do(web, "pause", web.pause)
+    await tour.do(web, "restart from paused", web.restart)
+    await tour.do(web, "kill (SIGKILL, 137)", web.kill)
+    await tour.do(web, "restart from stopped", web.restart)
+    await tour.do(web, "pause", web.pause)
+    await tour.do(web, "kill while paused", web.kill)
+    await tour.do(web, "start", web.start)
+    await tour.do(web, "pause", web.pause)
+    await tour.do(web, "stop while paused (SIGTERM + SIGCONT)", web.stop)
+    await tour.do(web, "remove", web.remove)
 
-    source = lifecycle_graph().source
-    written = [
-        write_atomically(out_dir / "lifecycle.dot", source.encode()),
-        write_atomically(out_dir / "lifecycle.svg", render_source(source, "svg")),
-    ]
-    echo("\nWrote:")
-    for path in written:
-        echo(f"  {path}")
-    return written
+    ready = tour.scratch / "cooperative.ready"
+    cooperative = await engine.create(
+        [sys.executable, "-c", _COOPERATIVE, str(ready)], name="cooperative"
+    )
+    await tour.do(cooperative, "start", cooperative.start)
+    await tour.ready(ready)
+    await tour.do(cooperative, "stop (handles SIGTERM, exits 0)", cooperative.stop)
+
+    ready = tour.scratch / "stubborn.ready"
+    stubborn = await engine.create(
+        ["sh", "-c", f"trap '' TERM; touch {ready}; exec sleep 600"],
+        name="stubborn",
+        stop_timeout=1,
+    )
+    await tour.do(stubborn, "start", stubborn.start)
+    await tour.ready(ready)
+    await tour.do(stubborn, "stop (ignores SIGTERM: SIGKILL after 1 s, 137)", stubborn.stop)
+
+    job = await engine.create(["sh", "-c", "sleep 0.2; exit 3"], name="job")
+    await tour.do(job, "start (exits 3 by itself)", job.start)
+    await tour.do(job, "wait for its die", job.wait)
+
+    frozen = await engine.create(["sleep", "600"], name="frozen")
+    await tour.do(frozen, "start", frozen.start)
+    await tour.do(frozen, "pause", frozen.pause)
+    pid = frozen.pid
+
+    async def kill_from_outside() -> None:
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        await frozen.wait()
+
+    await tour.do(frozen, "die (kill -9 from outside while paused)", kill_from_outside)
+
+    draft = await engine.create(["sleep", "600"], name="draft")
+    await tour.do(draft, "remove (never started)", draft.remove)
+
+    oneshot = await engine.create(["sleep", "600"], name="oneshot")
+    await tour.do(oneshot, "restart (from created)", oneshot.restart)
+    await tour.do(
+        oneshot, "remove --force (kill, die, destroy)", lambda: oneshot.remove(force=True)
+    )
+
+
+async def run_demo(out_dir: Path) -> list[Path]:
+    """Tour every transition on real processes; write the pictures into ``out_dir``."""
+    print("lifecycle demo: every edge of the transition table, on real processes.")
+    print("Events (from an async subscriber) on stdout; the structured log on stderr.")
+    with tempfile.TemporaryDirectory(prefix="lifecycle-demo-") as scratch:
+        async with Engine() as engine:
+            tour = _Tour(engine, out_dir, Path(scratch))
+            async with anyio.create_task_group() as printer:
+                subscribed = anyio.Event()
+                printer.start_soon(_print_events, engine, subscribed)
+                await subscribed.wait()
+                await _tour(tour)
+                fleet = out_dir / "fleet.svg"
+                svg = await render_async(engine.graph())
+                await anyio.to_thread.run_sync(write_atomically, fleet, svg)
+                tour.written.append(fleet)
+                printer.cancel_scope.cancel()
+    print(f"\nWrote {len(tour.written)} pictures into {out_dir}/:")
+    for path in tour.written:
+        print(f"  {path}")
+    return tour.written

@@ -280,11 +280,16 @@ class Engine:
         name: str | None = None,
         env: Mapping[str, str] | None = None,
         inherit_env: bool = True,
+        interactive: bool = False,
         cwd: str | os.PathLike[str] | None = None,
         stop_signal: SignalLike = DEFAULT_STOP_SIGNAL,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     ) -> Container:
         """Create a container for ``command`` (an argv list; no shell). It starts ``created``.
+
+        The process writes to this process's stdout and stderr; its stdin is
+        ``/dev/null`` unless ``interactive=True`` (Docker's ``-i``), which
+        hands it this process's stdin.
 
         Raises ``InvalidArgumentError`` (or its ``InvalidNameError`` /
         ``InvalidSignalError``) for bad input and ``NameConflictError`` for a
@@ -315,6 +320,7 @@ class Engine:
             command=argv,
             env=checked_env,
             inherit_env=bool(inherit_env),
+            inherit_stdin=bool(interactive),
             cwd=checked_cwd,
             stop_signal=parsed_stop_signal,
             stop_timeout=checked_timeout,

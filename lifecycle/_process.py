@@ -119,9 +119,17 @@ class SupervisedProcess:
 
     @classmethod
     def spawn(
-        cls, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None
+        cls,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: str | None,
+        inherit_stdin: bool = False,
     ) -> SupervisedProcess:
         """Start ``argv`` (no shell) in a new session; return once it has exec'd.
+
+        stdout and stderr are this process's; stdin is ``/dev/null`` unless
+        ``inherit_stdin`` (Docker's ``-i``).
 
         Raises ``SpawnFailure`` (127 not found, 126 not executable) when the
         exec fails; nothing is left running then. Synchronous: fork and exec
@@ -135,7 +143,7 @@ class SupervisedProcess:
                 list(argv),
                 env=dict(env),
                 cwd=cwd,
-                stdin=subprocess.DEVNULL,
+                stdin=None if inherit_stdin else subprocess.DEVNULL,
                 start_new_session=True,  # own session and process group: setsid()
                 close_fds=True,
                 restore_signals=True,

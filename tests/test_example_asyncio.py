@@ -23,7 +23,7 @@ def load_example(name: str) -> ModuleType:
 @pytest.mark.asyncio
 async def test_plain_asyncio_program_reacts_to_die(capsys: pytest.CaptureFixture[str]) -> None:
     """Embedded in asyncio, the example restarts its crashing worker on each die, three times."""
-    example = load_example("asyncio_react_to_die")
+    example = load_example("asyncio_embedding")
     codes = await asyncio.wait_for(example.supervise_flaky_worker(max_restarts=3), timeout=30)
     assert [7, 7, 7, 7] == codes
     output = capsys.readouterr().out

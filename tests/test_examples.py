@@ -28,10 +28,10 @@ def test_state_model_example() -> None:
     assert "now deleted" in output
 
 
-def test_engine_tour_example_on_both_backends() -> None:
-    """The engine tour runs every operation on real processes, on asyncio and on trio."""
+def test_basic_lifecycle_example_on_both_backends() -> None:
+    """The basic lifecycle example runs every operation on real processes, both backends."""
     for backend in ("asyncio", "trio"):
-        output = run_example("engine_tour.py", backend)
+        output = run_example("basic_lifecycle.py", backend)
         assert "/proc: T" in output
         assert "exit code 143" in output
         assert "wait() -> 3" in output
@@ -59,3 +59,21 @@ def test_graph_benchmark_still_runs() -> None:
     )
     assert 0 == result.returncode, result.stderr.decode()
     assert b"render svg in-process (wasmtime)" in result.stdout
+
+
+def test_event_subscriber_example() -> None:
+    """The subscriber example sees web's start and die (exit 3); the callback sees everything."""
+    output = run_example("event_subscriber.py")
+    assert "[subscriber] web exited with 3" in output
+    assert "[callback] create   web" in output
+    assert "[callback] stop     other" in output  # the engine's own shutdown, delivered
+
+
+def test_fleet_example(tmp_path: Path) -> None:
+    """The fleet example cycles 100 containers concurrently and writes the fleet graph."""
+    output = run_example("fleet.py", str(tmp_path))
+    for operation in ("start", "pause", "unpause", "stop"):
+        assert f"{operation:<8} 100 containers concurrently" in output
+    svg = (tmp_path / "fleet-100.svg").read_text()
+    assert "deleted (50)" in svg
+    assert "stopped (50)" in svg

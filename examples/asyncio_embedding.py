@@ -4,7 +4,7 @@ A flaky worker crashes (exit 7). The program hears each `die` through a
 subscription, logs the exit code, and starts the worker again, at most three
 times; then it gives up and reports what it saw.
 
-Run: .venv/bin/python examples/asyncio_react_to_die.py
+Run: .venv/bin/python examples/asyncio_embedding.py
 """
 
 from __future__ import annotations

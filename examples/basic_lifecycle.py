@@ -1,6 +1,6 @@
 """A tour of the engine on real processes: every operation, with what /proc says.
 
-Run: .venv/bin/python examples/engine_tour.py [asyncio|trio]
+Run: .venv/bin/python examples/basic_lifecycle.py [asyncio|trio]
 """
 
 from __future__ import annotations
