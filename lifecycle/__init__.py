@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"  # NB: pyproject.toml's [project] version must match.
 
-from lifecycle._container import Container
+from lifecycle._container import Container, LogStatistics
 from lifecycle._engine import Engine, EngineStatistics
 from lifecycle._errors import (
     ContainerNotFoundError,
@@ -28,7 +28,9 @@ from lifecycle._errors import (
 from lifecycle._events import Event, Subscription
 from lifecycle._live import LiveGraph
 from lifecycle._logging import configure_logging
+from lifecycle._logs import LogLine
 from lifecycle._render import render, render_async
+from lifecycle._restart import RestartPolicy
 from lifecycle._states import TRANSITIONS, State, StateModel, Transition, Trigger
 
 __all__ = [
@@ -46,9 +48,12 @@ __all__ = [
     "InvalidTransitionError",
     "LifecycleError",
     "LiveGraph",
+    "LogLine",
+    "LogStatistics",
     "NameConflictError",
     "PauseTimeoutError",
     "RenderError",
+    "RestartPolicy",
     "SpawnError",
     "State",
     "StateModel",

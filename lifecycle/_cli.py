@@ -127,6 +127,12 @@ def _build_parser() -> _Parser:
         help=f"grace period before SIGKILL (default: {DEFAULT_STOP_TIMEOUT:g})",
     )
     run.add_argument(
+        "--restart",
+        default="no",
+        metavar="POLICY",
+        help="restart policy: no (default), on-failure[:N], always, unless-stopped",
+    )
+    run.add_argument(
         "--graph", type=Path, metavar="FILE.svg", help="keep a live graph of the container in FILE"
     )
     run.add_argument(
@@ -245,6 +251,7 @@ def _run_options(arguments: argparse.Namespace) -> RunOptions:
         stop_timeout=arguments.stop_timeout,
         graph=arguments.graph,
         events=arguments.events,
+        restart=arguments.restart,
     )
 
 

@@ -19,11 +19,13 @@ cancellation through. Nothing is ever left half done.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, NoReturn, final
+from typing import TYPE_CHECKING, Final, Literal, NoReturn, final, overload
 
 import anyio
 import anyio.lowlevel
@@ -31,13 +33,17 @@ import anyio.lowlevel
 from lifecycle._diagram import lifecycle_graph
 from lifecycle._errors import (
     ContainerNotFoundError,
+    InvalidArgumentError,
     PauseTimeoutError,
     SpawnError,
 )
 from lifecycle._identity import SHORT_ID_LENGTH
 from lifecycle._logging import get_logger
+from lifecycle._logs import LogBuffer, LogLine
+from lifecycle._logs import follow as follow_logs
 from lifecycle._options import WaitCondition, check_timeout, check_wait_condition
 from lifecycle._process import SpawnFailure, SupervisedProcess
+from lifecycle._restart import RestartPolicy
 from lifecycle._signals import SignalLike, parse_signal
 from lifecycle._states import State, StateModel, Transition, Trigger
 
@@ -46,7 +52,7 @@ if TYPE_CHECKING:
 
     from lifecycle._engine import Engine
 
-__all__ = ["Container"]
+__all__ = ["Container", "LogStatistics"]
 
 # How long pause() waits for every process of the group to show state T.
 PAUSE_TIMEOUT: Final = 5.0
@@ -62,6 +68,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _since_ns(since: datetime | float | None) -> int | None:
+    if since is None:
+        return None
+    if isinstance(since, datetime):
+        if since.tzinfo is None:
+            raise InvalidArgumentError("since must be an aware datetime (with a time zone)")
+        return int(since.timestamp() * 1e9)
+    if isinstance(since, bool) or not isinstance(since, int | float):
+        raise InvalidArgumentError(f"since must be a datetime or Unix seconds, not {since!r}")
+    return int(since * 1e9)
+
+
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogStatistics:
+    """The kept output of a container, and what fell off the end of its buffer."""
+
+    lines: int
+    max_bytes: int
+    dropped_lines: int
+    dropped_bytes: int
+
+
 @final
 class Container:
     """A handle on one container of an ``Engine``. Made by ``Engine.create``; no public constructor.
@@ -70,6 +99,7 @@ class Container:
     """
 
     __slots__ = (
+        "_capture",
         "_changed",
         "_cwd",
         "_engine",
@@ -78,8 +108,15 @@ class Container:
         "_inherit_env",
         "_inherit_stdin",
         "_lock",
+        "_logs",
+        "_manually_stopped",
         "_model",
+        "_policy",
         "_process",
+        "_restart_delay",
+        "_restart_pending",
+        "_restart_scope",
+        "_started_monotonic",
         "_stop_signal",
         "_stop_timeout",
         "command",
@@ -93,6 +130,14 @@ class Container:
     )
 
     _engine: Engine
+    _capture: bool
+    _logs: LogBuffer
+    _manually_stopped: bool
+    _policy: RestartPolicy
+    _restart_delay: float
+    _restart_pending: bool
+    _restart_scope: anyio.CancelScope | None
+    _started_monotonic: float
     _env: dict[str, str]
     _inherit_env: bool
     _inherit_stdin: bool
@@ -130,6 +175,9 @@ class Container:
         cwd: str | None,
         stop_signal: signal.Signals,
         stop_timeout: float,
+        restart_policy: RestartPolicy,
+        capture_output: bool,
+        logs: LogBuffer,
     ) -> Container:
         self = object.__new__(cls)
         self._engine = engine
@@ -152,6 +200,14 @@ class Container:
         self.started_at = None
         self.finished_at = None
         self.restart_count = 0
+        self._policy = restart_policy
+        self._restart_delay = 0.0
+        self._restart_pending = False
+        self._restart_scope = None
+        self._manually_stopped = False
+        self._started_monotonic = 0.0
+        self._capture = capture_output
+        self._logs = logs
         return self
 
     # -- read-only views -------------------------------------------------
@@ -182,6 +238,85 @@ class Container:
     def stop_timeout(self) -> float:
         """Seconds ``stop()`` waits before SIGKILL (default 10)."""
         return self._stop_timeout
+
+    @property
+    def restarting(self) -> bool:
+        """True while a restart by the restart policy is pending (the state is then stopped)."""
+        return self._restart_pending
+
+    @property
+    def restart_policy(self) -> RestartPolicy:
+        """The restart policy (``no`` unless given to ``Engine.create``)."""
+        return self._policy
+
+    @overload
+    def logs(
+        self,
+        *,
+        stdout: bool = ...,
+        stderr: bool = ...,
+        tail: int | None = ...,
+        since: datetime | float | None = ...,
+        follow: Literal[False] = ...,
+    ) -> list[LogLine]: ...
+
+    @overload
+    def logs(
+        self,
+        *,
+        stdout: bool = ...,
+        stderr: bool = ...,
+        tail: int | None = ...,
+        since: datetime | float | None = ...,
+        follow: Literal[True],
+    ) -> AsyncIterator[LogLine]: ...
+
+    def logs(
+        self,
+        *,
+        stdout: bool = True,
+        stderr: bool = True,
+        tail: int | None = None,
+        since: datetime | float | None = None,
+        follow: bool = False,
+    ) -> list[LogLine] | AsyncIterator[LogLine]:
+        """The captured output, as ``LogLine``s (Docker's ``docker logs``).
+
+        ``tail`` keeps the last N lines; ``since`` (a datetime or Unix
+        seconds) the lines read at or after it. With ``follow=True`` this is
+        an async iterator: the kept lines, then new ones as they come, until
+        the container stops for good (not live, no restart pending).
+        Cancellation (follow): simply stops iterating.
+        """
+        if tail is not None and (isinstance(tail, bool) or not isinstance(tail, int) or tail < 0):
+            raise InvalidArgumentError(f"tail must be a whole number >= 0 or None, not {tail!r}")
+        since_ns = _since_ns(since)
+        if follow:
+            return follow_logs(
+                self._logs,
+                stdout=stdout,
+                stderr=stderr,
+                since_ns=since_ns,
+                tail=tail,
+                finished=self._stopped_for_good,
+            )
+        lines, _ = self._logs.select(stdout=stdout, stderr=stderr, since_ns=since_ns)
+        if tail is not None:
+            lines = lines[-tail:] if tail else []
+        return lines
+
+    def log_statistics(self) -> LogStatistics:
+        """How much output is kept, and how much fell off the end of the buffer."""
+        buffer = self._logs
+        return LogStatistics(
+            lines=len(buffer),
+            max_bytes=buffer.max_bytes,
+            dropped_lines=buffer.dropped_lines,
+            dropped_bytes=buffer.dropped_bytes,
+        )
+
+    def _stopped_for_good(self) -> bool:
+        return self._model.state not in _LIVE and not self._restart_pending
 
     @property
     def last_transition(self) -> Transition:
@@ -238,6 +373,7 @@ class Container:
     def _notify(self) -> None:
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
+        self._logs.wake_followers()
 
     def _emit(
         self,
@@ -282,7 +418,49 @@ class Container:
         self._emit("die", source, State.STOPPED, {"exitCode": str(process.exit_code)})
         if trigger is Trigger.STOP:
             self._emit("stop", State.STOPPED)
+        if trigger is Trigger.DIE and process.exit_code is not None:
+            self._consider_restart(process.exit_code, time.monotonic() - self._started_monotonic)
         self._notify()
+
+    # -- the restart policy -------------------------------------------------
+
+    def _consider_restart(self, exit_code: int, ran_for: float) -> None:
+        """After an exit nobody asked for: schedule a restart if the policy says so."""
+        if self._manually_stopped or self._engine._closing:
+            return
+        if not self._policy.should_restart(exit_code, self.restart_count):
+            return
+        self._restart_delay = self._policy.next_delay(self._restart_delay, ran_for)
+        self._restart_pending = True
+        self._engine._schedule(self._restart_after, self._restart_delay)
+
+    async def _restart_after(self, delay: float) -> None:
+        scope = self._restart_scope = anyio.CancelScope()
+        with scope:
+            await anyio.sleep(delay)
+            async with self._operation(internal=True):
+                if not self._restart_pending or self._engine._closing:
+                    return
+                self._restart_pending = False
+                self._restart_scope = None
+                try:
+                    process = self._spawn()
+                except SpawnError:
+                    # Counts as another failed run (exit code 127/126 recorded).
+                    self._consider_restart(self.exit_code or 0, 0.0)
+                    self._notify()
+                    return
+                self.restart_count += 1
+                self._commit_spawned(Trigger.START, process, State.STOPPED)
+
+    def _cancel_pending_restart(self) -> None:
+        """A manual stop/kill/remove/start: no pending restart survives it."""
+        if self._restart_pending:
+            self._restart_pending = False
+            if self._restart_scope is not None:
+                self._restart_scope.cancel()
+                self._restart_scope = None
+            self._notify()
 
     def _commit(self, trigger: Trigger, action: str) -> None:
         """Commit ``trigger`` and publish ``action`` carrying the state change."""
@@ -297,7 +475,11 @@ class Container:
         try:
             environment = self._engine._environment(self._env, self._inherit_env)
             process = SupervisedProcess.spawn(
-                self.command, env=environment, cwd=self._cwd, inherit_stdin=self._inherit_stdin
+                self.command,
+                env=environment,
+                cwd=self._cwd,
+                inherit_stdin=self._inherit_stdin,
+                capture_output=self._capture,
             )
         except SpawnFailure as failure:
             self.exit_code = failure.exit_code
@@ -320,6 +502,7 @@ class Container:
         self._process = process
         self.error = None
         self.started_at = _now()
+        self._started_monotonic = time.monotonic()
         self._apply(trigger)
         self._log_transition(trigger, source)
         self._emit("start", event_from, State.RUNNING)
@@ -397,6 +580,12 @@ class Container:
         async with self._operation():
             if self._model.check(Trigger.START) is None:
                 return
+            # A manual start resets the policy's count and backoff (moby: a new
+            # restart manager on every `docker start`).
+            self._cancel_pending_restart()
+            self._manually_stopped = False
+            self.restart_count = 0
+            self._restart_delay = 0.0
             self._commit_spawned(Trigger.START, self._spawn(), self._model.state)
 
     async def pause(self) -> None:
@@ -447,6 +636,8 @@ class Container:
         """
         timeout = self._stop_timeout if timeout is None else check_timeout(timeout)
         async with self._operation():
+            self._manually_stopped = True
+            self._cancel_pending_restart()
             if self._model.check(Trigger.STOP) is None:
                 return
             await self._terminate(Trigger.STOP, self._stop_signal, timeout)
@@ -462,6 +653,14 @@ class Container:
         """
         parsed = parse_signal(sig)
         async with self._operation():
+            if parsed in (signal.SIGKILL, self._stop_signal):
+                # Meant to stop it: the restart policy must not undo that (moby
+                # marks the container manually stopped). Other signals (HUP to
+                # reload, USR1...) leave the policy alone.
+                self._manually_stopped = True
+                if self._restart_pending:
+                    self._cancel_pending_restart()
+                    return
             self._model.check(Trigger.KILL)
             process = self._process
             if process is None:  # pragma: no cover -- running implies a process
@@ -485,6 +684,10 @@ class Container:
         timeout = self._stop_timeout if timeout is None else check_timeout(timeout)
         async with self._operation():
             self._model.check(Trigger.RESTART)
+            self._cancel_pending_restart()
+            self._manually_stopped = False
+            self.restart_count = 0
+            self._restart_delay = 0.0
             source = self._model.state
             if source in _LIVE:
                 # The state stays running/paused while the old process goes, so
@@ -511,6 +714,7 @@ class Container:
         killed stays stopped (not deleted).
         """
         async with self._operation():
+            self._cancel_pending_restart()
             if force and self._model.state in _LIVE:
                 await self._terminate(Trigger.KILL, signal.SIGKILL, 0.0)
             self._model.check(Trigger.REMOVE)
@@ -531,7 +735,7 @@ class Container:
         """
         condition = check_wait_condition(condition)
         if condition == "not-running":
-            while self._model.state in _LIVE:
+            while self._model.state in _LIVE or self._restart_pending:
                 await self._changed.wait()
         elif condition == "removed":
             while self._model.state is not State.DELETED:
@@ -552,6 +756,7 @@ class Container:
 
     async def _stop_for_shutdown(self) -> None:
         async with self._operation(internal=True):
+            self._cancel_pending_restart()
             if self._model.state in _LIVE:
                 await self._terminate(Trigger.STOP, self._stop_signal, self._stop_timeout)
 

@@ -18,10 +18,11 @@ import dataclasses
 import os
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from types import TracebackType
-from typing import Final, Self, final
+from typing import Any, Final, Self, final
 
 import anyio
 import anyio.lowlevel
@@ -46,14 +47,17 @@ from lifecycle._events import (
 )
 from lifecycle._identity import SHORT_ID_LENGTH, generate_name, new_id, validate_name
 from lifecycle._logging import get_logger
+from lifecycle._logs import DEFAULT_LOG_BYTES, LogBuffer, read_stream
 from lifecycle._options import (
     DEFAULT_STOP_TIMEOUT,
     check_command,
     check_cwd,
     check_env,
+    check_path,
     check_timeout,
 )
 from lifecycle._process import SupervisedProcess
+from lifecycle._restart import RestartPolicy
 from lifecycle._signals import SignalLike, parse_signal
 from lifecycle._states import State, Transition, Trigger
 
@@ -145,6 +149,8 @@ class Engine:
         self._exit_stack: AsyncExitStack | None = None
         self._watchers = _ShieldedTasks()
         self._deliverers = _ShieldedTasks()
+        self._log_writers = _ShieldedTasks()
+        self._log_files: list[LogBuffer] = []
         self._bus = EventBus()
         # For the fleet graph: how often each edge was taken, and how many
         # containers were removed (the engine forgets them). O(1) per transition.
@@ -190,6 +196,8 @@ class Engine:
         return None
 
     async def _stop_everything(self) -> None:
+        for container in self._by_id.values():
+            container._cancel_pending_restart()
         async with anyio.create_task_group() as group:
             for container in list(self._by_id.values()):
                 if container.state in (State.RUNNING, State.PAUSED):
@@ -198,6 +206,9 @@ class Engine:
         # then end the rest (their processes are not ours to wait for any more).
         await self._watchers.wait_all(SHUTDOWN_GRACE)
         self._watchers.cancel_all()
+        self._log_writers.cancel_all()
+        for logs in self._log_files:
+            await logs.flush_file()
         # Subscribers get the final events, then their iterations end.
         self._bus.close()
         await self._deliverers.wait_all(SHUTDOWN_GRACE)
@@ -222,6 +233,23 @@ class Engine:
         if self._task_group is None:  # pragma: no cover -- operations check _check_open
             raise EngineClosedError("the engine has not been entered")
         self._watchers.start(self._task_group, self._watch, container, process)
+        if process.output_fds is not None:
+            for fd, stream in zip(process.output_fds, ("stdout", "stderr"), strict=True):
+                self._watchers.start(
+                    self._task_group,
+                    read_stream,
+                    fd,
+                    stream,
+                    container._logs,
+                    process.output_closed,
+                )
+
+    def _schedule(
+        self, function: Callable[[float], Coroutine[Any, Any, None]], delay: float
+    ) -> None:
+        """Run ``function(delay)`` in the engine's task group (policy restarts)."""
+        if self._task_group is not None and not self._closing:
+            self._task_group.start_soon(function, delay)
 
     async def _watch(self, container: Container, process: SupervisedProcess) -> None:
         try:
@@ -284,12 +312,21 @@ class Engine:
         cwd: str | os.PathLike[str] | None = None,
         stop_signal: SignalLike = DEFAULT_STOP_SIGNAL,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        restart: str | RestartPolicy | None = None,
+        capture_output: bool = True,
+        log_bytes: int = DEFAULT_LOG_BYTES,
+        log_file: str | os.PathLike[str] | None = None,
     ) -> Container:
         """Create a container for ``command`` (an argv list; no shell). It starts ``created``.
 
-        The process writes to this process's stdout and stderr; its stdin is
-        ``/dev/null`` unless ``interactive=True`` (Docker's ``-i``), which
-        hands it this process's stdin.
+        Its stdout and stderr are captured (``container.logs()``; the last
+        ``log_bytes`` bytes are kept, 1 MiB by default) and, with ``log_file``,
+        appended to that file as JSON lines like Docker's json-file driver.
+        ``capture_output=False`` hands it this process's stdout and stderr
+        instead. Its stdin is ``/dev/null`` unless ``interactive=True``
+        (Docker's ``-i``). ``restart`` is a restart policy: ``"no"``
+        (default), ``"on-failure"``, ``"on-failure:N"``, ``"always"``,
+        ``"unless-stopped"`` or a ``RestartPolicy``.
 
         Raises ``InvalidArgumentError`` (or its ``InvalidNameError`` /
         ``InvalidSignalError``) for bad input and ``NameConflictError`` for a
@@ -303,6 +340,9 @@ class Engine:
         checked_cwd = check_cwd(cwd)
         parsed_stop_signal = parse_signal(stop_signal)
         checked_timeout = check_timeout(stop_timeout, "stop_timeout")
+        policy = RestartPolicy.parse(restart)
+        log_path = None if log_file is None else Path(check_path(log_file, "log_file"))
+        logs = LogBuffer(log_bytes, log_path)
         if name is None:
             name = generate_name(lambda candidate: candidate in self._by_name)
         else:
@@ -324,7 +364,13 @@ class Engine:
             cwd=checked_cwd,
             stop_signal=parsed_stop_signal,
             stop_timeout=checked_timeout,
+            restart_policy=policy,
+            capture_output=bool(capture_output),
+            logs=logs,
         )
+        if log_path is not None and self._task_group is not None:
+            self._log_writers.start(self._task_group, logs.write_file_forever)
+            self._log_files.append(logs)
         self._by_id[container_id] = container
         self._by_name[name] = container
         self._transitions_taken[container.last_transition] += 1

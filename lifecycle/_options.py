@@ -20,6 +20,7 @@ __all__ = [
     "check_command",
     "check_cwd",
     "check_env",
+    "check_path",
     "check_timeout",
     "check_wait_condition",
 ]
@@ -84,15 +85,18 @@ def check_env(env: object) -> dict[str, str]:
     return checked
 
 
+def check_path(path: object, what: str) -> str:
+    """A non-empty path string (or path-like) without NUL bytes."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path:
+        raise InvalidArgumentError(f"{what} must be a non-empty path string, not {path!r}")
+    return _check_text(path, what)
+
+
 def check_cwd(cwd: object) -> str | None:
     """A working directory path (its existence is checked at start, as Docker does)."""
-    if cwd is None:
-        return None
-    if isinstance(cwd, os.PathLike):
-        cwd = os.fspath(cwd)
-    if not isinstance(cwd, str) or not cwd:
-        raise InvalidArgumentError(f"cwd must be a non-empty path string, not {cwd!r}")
-    return _check_text(cwd, "cwd")
+    return None if cwd is None else check_path(cwd, "cwd")
 
 
 def check_timeout(timeout: object, what: str = "timeout") -> float:

@@ -39,6 +39,9 @@ __all__ = ["SpawnFailure", "SupervisedProcess", "poll_until"]
 # How long to wait for leftovers of a group to die after SIGKILL before
 # reaping anyway (only a process stuck in uninterruptible sleep takes long).
 LEFTOVER_TIMEOUT: Final = 5.0
+# After the reap, how long to wait for the output pipes to reach EOF (they
+# stay open only if a process escaped the group and still holds them).
+OUTPUT_DRAIN_TIMEOUT: Final = 2.0
 # Exit code for an exit status we could not read (someone else reaped the
 # child): 255, moby's value for an exit it could not determine.
 UNKNOWN_EXIT_CODE: Final = 255
@@ -102,15 +105,37 @@ class SupervisedProcess:
     waiting for the exit (the engine runs it shielded).
     """
 
-    __slots__ = ("_exited", "_pidfd", "_popen", "_reaped", "exit_code", "pid")
+    __slots__ = (
+        "_exited",
+        "_open_outputs",
+        "_outputs_closed",
+        "_pidfd",
+        "_popen",
+        "_reaped",
+        "exit_code",
+        "output_fds",
+        "pid",
+    )
 
-    def __init__(self, popen: subprocess.Popen[bytes], pidfd: int) -> None:
+    def __init__(
+        self, popen: subprocess.Popen[bytes], pidfd: int, output_fds: tuple[int, int] | None
+    ) -> None:
         self._popen = popen
         self._pidfd: int | None = pidfd
         self._reaped = False
         self._exited = anyio.Event()
         self.pid: int = popen.pid
         self.exit_code: int | None = None
+        # Read ends of the stdout and stderr pipes, for the engine's readers.
+        self.output_fds = output_fds
+        self._open_outputs = 0 if output_fds is None else len(output_fds)
+        self._outputs_closed = anyio.Event()
+
+    def output_closed(self) -> None:
+        """A reader reached EOF (or gave up) on one of the output pipes."""
+        self._open_outputs -= 1
+        if self._open_outputs <= 0:
+            self._outputs_closed.set()
 
     def __repr__(self) -> str:
         if self.exit_code is not None:
@@ -125,10 +150,12 @@ class SupervisedProcess:
         env: Mapping[str, str],
         cwd: str | None,
         inherit_stdin: bool = False,
+        capture_output: bool = False,
     ) -> SupervisedProcess:
         """Start ``argv`` (no shell) in a new session; return once it has exec'd.
 
-        stdout and stderr are this process's; stdin is ``/dev/null`` unless
+        stdout and stderr go to pipes (``output_fds``) with ``capture_output``,
+        else they are this process's; stdin is ``/dev/null`` unless
         ``inherit_stdin`` (Docker's ``-i``).
 
         Raises ``SpawnFailure`` (127 not found, 126 not executable) when the
@@ -138,26 +165,36 @@ class SupervisedProcess:
         if cwd is not None and not os.path.isdir(cwd):
             reason = "not a directory" if os.path.exists(cwd) else "no such directory"
             raise SpawnFailure(f"working directory {cwd!r}: {reason}", 127)
+        pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)] if capture_output else []
         try:
             popen = subprocess.Popen(
                 list(argv),
                 env=dict(env),
                 cwd=cwd,
                 stdin=None if inherit_stdin else subprocess.DEVNULL,
+                stdout=pipes[0][1] if pipes else None,
+                stderr=pipes[1][1] if pipes else None,
                 start_new_session=True,  # own session and process group: setsid()
                 close_fds=True,
                 restore_signals=True,
             )
         except OSError as error:
+            for read_end, _ in pipes:
+                os.close(read_end)
             raise _spawn_failure(error, argv, cwd) from None
+        finally:
+            for _, write_end in pipes:  # the child has its copies; EOF comes when it exits
+                os.close(write_end)
         try:
             pidfd = os.pidfd_open(popen.pid)
         except OSError:
             # No pidfd (kernel < 5.3): we cannot supervise safely. Do not leak the child.
             os.killpg(popen.pid, signal.SIGKILL)
             popen.wait()
+            for read_end, _ in pipes:
+                os.close(read_end)
             raise
-        return cls(popen, pidfd)
+        return cls(popen, pidfd, (pipes[0][0], pipes[1][0]) if pipes else None)
 
     @property
     def reaped(self) -> bool:
@@ -252,6 +289,10 @@ class SupervisedProcess:
             with anyio.CancelScope(shield=True):
                 await poll_until(lambda: not self._group_has_leftovers(), LEFTOVER_TIMEOUT)
         self._reap(pidfd)
+        if self.output_fds is not None:
+            # Whatever it wrote last is read before anyone hears of the exit.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(OUTPUT_DRAIN_TIMEOUT):
+                await self._outputs_closed.wait()
         self._exited.set()
 
     def _reap(self, pidfd: int) -> None:

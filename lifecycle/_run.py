@@ -58,6 +58,7 @@ class RunOptions:
     stop_timeout: float = 10.0
     graph: Path | None = None
     events: bool = False
+    restart: str = "no"
 
 
 def stdin_is_passable() -> bool:
@@ -135,6 +136,8 @@ async def run_container(options: RunOptions) -> int:
                 stop_signal=options.stop_signal,
                 stop_timeout=options.stop_timeout,
                 interactive=stdin_is_passable(),
+                capture_output=False,  # run passes output through, as docker run does
+                restart=options.restart,
             )
             async with AsyncExitStack() as stack:
                 if options.graph is not None:
@@ -146,6 +149,6 @@ async def run_container(options: RunOptions) -> int:
                     return error.exit_code
                 async with anyio.create_task_group() as group:
                     group.start_soon(_SignalRelay(container, group).relay, signals)
-                    code = await container.wait()
+                    code = await container.wait()  # not running, and no restart pending
                     group.cancel_scope.cancel()
     return code

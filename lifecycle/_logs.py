@@ -1,0 +1,282 @@
+"""Captured output: what a container wrote on stdout and stderr, line by line.
+
+Each process gets two pipes; a reader task per pipe reads whatever is there
+(non-blocking reads after ``wait_readable``) and cuts it into lines. A line
+keeps its bytes exactly (binary output survives), its newline if it had one,
+its stream and the time it was read. A line longer than 16 KiB is cut into
+pieces, as Docker's log drivers do; the last piece of a stream without a
+final newline is kept as it is.
+
+The buffer is bounded by bytes (default 1 MiB of output per container, kept
+across restarts); the oldest lines leave first, and every line that leaves
+is counted (``dropped_lines``, ``dropped_bytes``): never silently lost.
+
+An optional file sink appends each line as a JSON object, like Docker's
+json-file driver, from a worker thread: the engine never waits for a disk.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Literal, final
+
+import anyio
+import anyio.to_thread
+
+from lifecycle._errors import InvalidArgumentError
+
+__all__ = [
+    "DEFAULT_LOG_BYTES",
+    "MAX_LINE_BYTES",
+    "LogBuffer",
+    "LogLine",
+    "read_stream",
+]
+
+# Docker keeps unbounded json-file logs by default; we bound memory instead.
+DEFAULT_LOG_BYTES: Final = 1024 * 1024
+# moby's log drivers cut lines at 16 KiB (logger.DefaultMaxBufferSize is
+# 1 MiB, but the copier emits 16K "partial" messages; daemon/logger/copier.go).
+MAX_LINE_BYTES: Final = 16 * 1024
+_READ_SIZE: Final = 64 * 1024
+
+Stream = Literal["stdout", "stderr"]
+
+
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line of output: its exact bytes (with its newline, if it had one)."""
+
+    stream: Stream
+    time_ns: int
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        """The line decoded as UTF-8 (undecodable bytes replaced), without its newline."""
+        return self.data.decode("utf-8", errors="replace").removesuffix("\n")
+
+    def __repr__(self) -> str:
+        return f"<LogLine {self.stream} {self.data[:60]!r}>"
+
+
+def _rfc3339(time_ns: int) -> str:
+    seconds, nanoseconds = divmod(time_ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{nanoseconds:09d}Z"
+
+
+def _json_file_line(line: LogLine) -> str:
+    # Docker's json-file driver: {"log": "...", "stream": "stdout", "time": RFC 3339 nano}.
+    return json.dumps(
+        {
+            "log": line.data.decode("utf-8", errors="replace"),
+            "stream": line.stream,
+            "time": _rfc3339(line.time_ns),
+        },
+        ensure_ascii=False,
+    )
+
+
+@final
+class LogBuffer:
+    """The kept output of one container, bounded by ``max_bytes``."""
+
+    __slots__ = (
+        "_file",
+        "_file_pending",
+        "_file_wakeup",
+        "_grew",
+        "_lines",
+        "_partial",
+        "_size",
+        "dropped_bytes",
+        "dropped_lines",
+        "first_index",
+        "max_bytes",
+    )
+
+    def __init__(self, max_bytes: int = DEFAULT_LOG_BYTES, file: Path | None = None) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise InvalidArgumentError(f"log_bytes must be a whole number >= 1, not {max_bytes!r}")
+        self.max_bytes = max_bytes
+        self._lines: collections.deque[LogLine] = collections.deque()
+        self._size = 0
+        self._partial: dict[Stream, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self._grew = anyio.Event()
+        # Index of self._lines[0] among every line ever kept (for followers).
+        self.first_index = 0
+        self.dropped_lines = 0
+        self.dropped_bytes = 0
+        self._file = file
+        self._file_pending: list[LogLine] = []
+        self._file_wakeup = anyio.Event()
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @property
+    def next_index(self) -> int:
+        return self.first_index + len(self._lines)
+
+    def _append(self, stream: Stream, data: bytes | bytearray) -> None:
+        line = LogLine(stream, time.time_ns(), bytes(data))
+        self._lines.append(line)
+        self._size += len(line.data)
+        while self._size > self.max_bytes and len(self._lines) > 1:
+            gone = self._lines.popleft()
+            self._size -= len(gone.data)
+            self.first_index += 1
+            self.dropped_lines += 1
+            self.dropped_bytes += len(gone.data)
+        if self._file is not None:
+            self._file_pending.append(line)
+            self._file_wakeup.set()
+        grew, self._grew = self._grew, anyio.Event()
+        grew.set()
+
+    def feed(self, stream: Stream, chunk: bytes) -> None:
+        """Add a chunk read from ``stream``: whole lines are kept, the rest waits for more."""
+        pending = self._partial[stream]
+        pending += chunk
+        start = 0
+        while True:
+            newline = pending.find(b"\n", start, start + MAX_LINE_BYTES)
+            if newline >= 0:
+                self._append(stream, pending[start : newline + 1])
+                start = newline + 1
+            elif len(pending) - start >= MAX_LINE_BYTES:
+                self._append(stream, pending[start : start + MAX_LINE_BYTES])
+                start += MAX_LINE_BYTES
+            else:
+                break
+        del pending[:start]
+
+    def finish(self, stream: Stream) -> None:
+        """The stream ended: keep its last line even without a newline."""
+        pending = self._partial[stream]
+        if pending:
+            self._append(stream, pending)
+            pending.clear()
+
+    def select(
+        self,
+        *,
+        stdout: bool = True,
+        stderr: bool = True,
+        since_ns: int | None = None,
+        start: int | None = None,
+    ) -> tuple[list[LogLine], int]:
+        """Kept lines that pass the filters (from index ``start``); and the next index.
+
+        Costs O(lines returned) when ``start`` is given: followers read from the end.
+        """
+        if start is None:
+            candidates: list[LogLine] = list(self._lines)
+        else:
+            wanted = max(0, min(len(self._lines), self.next_index - start))
+            candidates = list(itertools.islice(reversed(self._lines), wanted))
+            candidates.reverse()
+        chosen = [
+            line
+            for line in candidates
+            if ((line.stream == "stdout" and stdout) or (line.stream == "stderr" and stderr))
+            and (since_ns is None or line.time_ns >= since_ns)
+        ]
+        return chosen, self.next_index
+
+    async def wait_for_more(self) -> None:
+        """Wait until a line is added (cancellable)."""
+        await self._grew.wait()
+
+    def wake_followers(self) -> None:
+        """Wake followers without a new line (the container's state changed)."""
+        grew, self._grew = self._grew, anyio.Event()
+        grew.set()
+
+    async def write_file_forever(self) -> None:
+        """Append kept lines to the file sink, in batches, from a worker thread."""
+        path = self._file
+        if path is None:
+            return
+        while True:
+            await self._file_wakeup.wait()
+            self._file_wakeup = anyio.Event()
+            await self.flush_file()
+
+    async def flush_file(self) -> None:
+        path = self._file
+        batch, self._file_pending = self._file_pending, []
+        if path is None or not batch:
+            return
+        text = "".join(_json_file_line(line) + "\n" for line in batch)
+        await anyio.to_thread.run_sync(_append_text, path, text)
+
+
+def _append_text(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as file:
+        file.write(text)
+
+
+async def read_stream(fd: int, stream: Stream, buffer: LogBuffer, done: Callable[[], None]) -> None:
+    """Read ``fd`` until EOF into ``buffer``; then close it and call ``done``.
+
+    Cancellation: stops reading (the rest of the output is lost to us) and
+    closes the descriptor.
+    """
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            await anyio.wait_readable(fd)
+            try:
+                chunk = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            buffer.feed(stream, chunk)
+    finally:
+        buffer.finish(stream)
+        anyio.notify_closing(fd)
+        os.close(fd)
+        done()
+
+
+async def follow(
+    buffer: LogBuffer,
+    *,
+    stdout: bool,
+    stderr: bool,
+    since_ns: int | None,
+    tail: int | None,
+    finished: Callable[[], bool],
+) -> AsyncIterator[LogLine]:
+    """Kept lines (the last ``tail``), then new ones, until ``finished()`` and nothing is left."""
+    lines, position = buffer.select(stdout=stdout, stderr=stderr, since_ns=since_ns)
+    if tail is not None:
+        lines = lines[-tail:] if tail else []
+    for line in lines:
+        yield line
+    while True:
+        if finished():
+            lines, position = buffer.select(
+                stdout=stdout, stderr=stderr, since_ns=since_ns, start=position
+            )
+            for line in lines:
+                yield line
+            return
+        await buffer.wait_for_more()
+        lines, position = buffer.select(
+            stdout=stdout, stderr=stderr, since_ns=since_ns, start=position
+        )
+        for line in lines:
+            yield line

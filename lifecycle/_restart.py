@@ -1,0 +1,129 @@
+"""Restart policies and their backoff, after Docker's restart manager.
+
+moby ``restartmanager/restartmanager.go``: the first delay is 100 ms and
+doubles after each restart, capped at one minute; a container that ran for
+10 s or more before it exited starts again from the first delay.
+``on-failure[:N]`` restarts only after a non-zero exit, at most N times;
+``always`` and ``unless-stopped`` restart after any exit. None of them
+restarts a container that was stopped, killed or removed by hand.
+
+``unless-stopped`` differs from ``always`` only across a restart of the
+Docker daemon (a container stopped by hand stays stopped when the daemon
+comes back). An ``Engine`` does not outlive its ``async with`` block and
+does not bring containers back, so here the two behave the same; the name
+is accepted so that configurations written for Docker keep their meaning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Final, Literal, final
+
+from lifecycle._errors import InvalidArgumentError
+
+__all__ = ["RestartPolicy"]
+
+PolicyName = Literal["no", "on-failure", "always", "unless-stopped"]
+_NAMES: Final[tuple[PolicyName, ...]] = ("no", "on-failure", "always", "unless-stopped")
+_FORMS: Final = "no, on-failure, on-failure:N (N >= 0), always, unless-stopped"
+_ON_FAILURE: Final = re.compile(r"on-failure(?::(\d+))?")
+
+
+def _check_seconds(value: float, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise InvalidArgumentError(f"{what} must be a number of seconds, not {value!r}")
+    if value < 0:
+        raise InvalidArgumentError(f"{what} must be zero or more seconds, not {value!r}")
+    return float(value)
+
+
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """When to start a container again after its process exits, and how fast.
+
+    ``max_retries`` (``on-failure`` only; None = no limit) counts policy
+    restarts since the last manual start. The delays are Docker's defaults;
+    tests and impatient users may shorten them.
+    """
+
+    name: PolicyName = "no"
+    max_retries: int | None = None
+    initial_delay: float = 0.1
+    max_delay: float = 60.0
+    reset_after: float = 10.0
+    multiplier: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.name not in _NAMES:
+            raise InvalidArgumentError(f"unknown restart policy {self.name!r} (accepted: {_FORMS})")
+        if self.max_retries is not None:
+            if self.name != "on-failure":
+                raise InvalidArgumentError(
+                    f"max_retries only applies to on-failure, not to {self.name!r}"
+                )
+            if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
+                raise InvalidArgumentError(
+                    f"max_retries must be a whole number, not {self.max_retries!r}"
+                )
+            if self.max_retries < 0:
+                raise InvalidArgumentError(f"max_retries must be 0 or more, not {self.max_retries}")
+        _check_seconds(self.initial_delay, "initial_delay")
+        _check_seconds(self.max_delay, "max_delay")
+        _check_seconds(self.reset_after, "reset_after")
+        if isinstance(self.multiplier, bool) or not isinstance(self.multiplier, int | float):
+            raise InvalidArgumentError(f"multiplier must be a number, not {self.multiplier!r}")
+        if not self.multiplier >= 1:
+            raise InvalidArgumentError(f"multiplier must be 1 or more, not {self.multiplier!r}")
+
+    def __str__(self) -> str:
+        if self.name == "on-failure" and self.max_retries is not None:
+            return f"on-failure:{self.max_retries}"
+        return self.name
+
+    @classmethod
+    def parse(cls, value: str | RestartPolicy | None) -> RestartPolicy:
+        """``"no"``, ``"on-failure"``, ``"on-failure:5"``, ``"always"``, ``"unless-stopped"``.
+
+        Raises ``InvalidArgumentError`` (a ``ValueError``) naming the accepted forms.
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, RestartPolicy):
+            return value
+        if not isinstance(value, str):
+            raise InvalidArgumentError(
+                f"restart policy must be a string or RestartPolicy, not {value!r} "
+                f"(accepted: {_FORMS})"
+            )
+        if (match := _ON_FAILURE.fullmatch(value)) is not None:
+            retries = match.group(1)
+            return cls("on-failure", None if retries is None else int(retries))
+        if value in ("no", "always", "unless-stopped"):
+            return cls(value)  # type: ignore[arg-type]
+        raise InvalidArgumentError(f"unknown restart policy {value!r} (accepted: {_FORMS})")
+
+    def should_restart(self, exit_code: int, restarts_so_far: int) -> bool:
+        """Whether an exit (not caused by hand) calls for a restart."""
+        if self.name == "no":
+            return False
+        if self.name == "on-failure":
+            if exit_code == 0:
+                return False
+            return self.max_retries is None or restarts_so_far < self.max_retries
+        return True
+
+    def next_delay(self, previous: float, ran_for: float) -> float:
+        """The delay before the next restart, given the last one and how long the process ran.
+
+        moby: reset to the first delay after a run of ``reset_after`` seconds
+        or more; otherwise double the last delay (first time: the first
+        delay); never more than ``max_delay``.
+        """
+        if ran_for >= self.reset_after or previous <= 0:
+            delay = self.initial_delay
+        else:
+            delay = previous * self.multiplier
+        return min(delay, self.max_delay)

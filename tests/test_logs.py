@@ -1,0 +1,160 @@
+"""Captured output: nothing lost silently, exact bytes, complete before die, follow mode."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+
+from lifecycle import Engine, InvalidArgumentError, LogLine, RestartPolicy
+
+pytestmark = pytest.mark.anyio
+
+LINES = 100_000
+WRITER = [
+    "python3",
+    "-c",
+    f"import sys; sys.stdout.write(''.join(f'{{i}}\\n' for i in range({LINES})))",
+]
+
+
+async def test_a_flood_of_lines_is_kept_in_order_when_it_fits() -> None:
+    """100,000 lines written as fast as possible are all captured, in order."""
+    with anyio.fail_after(60):
+        async with Engine() as engine:
+            container = await engine.create(WRITER, log_bytes=16 * 1024 * 1024)
+            await container.start()
+            assert 0 == await container.wait()
+            lines = container.logs()
+            statistics = container.log_statistics()
+    assert [f"{i}\n".encode() for i in range(LINES)] == [line.data for line in lines]
+    assert {"stdout"} == {line.stream for line in lines}
+    assert (LINES, 0, 0) == (statistics.lines, statistics.dropped_lines, statistics.dropped_bytes)
+
+
+async def test_a_flood_that_does_not_fit_is_counted_not_lost_silently() -> None:
+    """With a small buffer the oldest lines go, every one of them counted; the newest stay."""
+    with anyio.fail_after(60):
+        async with Engine() as engine:
+            container = await engine.create(WRITER, log_bytes=64 * 1024)
+            await container.start()
+            await container.wait()
+            lines = container.logs()
+            statistics = container.log_statistics()
+    kept = len(lines)
+    assert 0 < kept < LINES
+    assert LINES == kept + statistics.dropped_lines
+    assert [f"{i}\n".encode() for i in range(LINES - kept, LINES)] == [line.data for line in lines]
+    assert sum(len(f"{i}\n") for i in range(LINES - kept)) == statistics.dropped_bytes
+    assert sum(len(line.data) for line in lines) <= 64 * 1024
+
+
+@pytest.mark.parametrize("attempt", range(10))
+async def test_output_written_just_before_exit_is_there_when_wait_returns(attempt: int) -> None:
+    """The last words on stdout and stderr are captured before die and before wait() returns."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sh", "-c", "echo last words; echo oops >&2; exit 5"])
+            async with engine.subscribe(actions={"die"}) as deaths:
+                await container.start()
+                await deaths.__anext__()
+                at_die = [line.text for line in container.logs()]
+            assert 5 == await container.wait()
+    assert sorted(["last words", "oops"]) == sorted(at_die)
+
+
+async def test_partial_last_lines_binary_and_long_lines_survive() -> None:
+    """No final newline, arbitrary bytes, and 16 KiB pieces of a longer line are kept exactly."""
+    payload = (
+        "import sys; w = sys.stdout.buffer.write; w(b'a\\x00\\xff\\n' + b'x' * 40000 + b'\\nend')"
+    )
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["python3", "-c", payload])
+            await container.start()
+            await container.wait()
+            data = [line.data for line in container.logs()]
+    assert b"a\x00\xff\n" == data[0]
+    assert [16384, 16384, 40000 - 32768 + 1] == [len(piece) for piece in data[1:4]]
+    assert b"x" * 40000 + b"\n" == b"".join(data[1:4])
+    assert b"end" == data[4]
+    assert 5 == len(data)
+
+
+async def test_filters_tail_since_and_streams() -> None:
+    """stdout/stderr select streams; tail keeps the last N; since drops older lines."""
+    script = "echo one; echo two >&2; echo three"
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["sh", "-c", script])
+            await container.start()
+            await container.wait()
+            assert ["one", "three"] == [line.text for line in container.logs(stderr=False)]
+            assert ["two"] == [line.text for line in container.logs(stdout=False)]
+            assert ["three"] == [line.text for line in container.logs(stderr=False, tail=1)]
+            assert [] == container.logs(tail=0)
+            assert [] == container.logs(since=datetime.now(UTC))
+            assert 3 == len(container.logs(since=0.0))
+            with pytest.raises(InvalidArgumentError, match="tail must be"):
+                container.logs(tail=-1)
+            with pytest.raises(InvalidArgumentError, match="aware datetime"):
+                container.logs(since=datetime(2026, 1, 1))
+
+
+async def test_follow_ends_when_the_container_stops_for_good() -> None:
+    """follow=True yields old and new lines across policy restarts, and ends at the final stop."""
+    script = "echo up; sleep 0.05; echo down; exit 1"
+    policy = RestartPolicy("on-failure", max_retries=2, initial_delay=0.02)
+    seen: list[LogLine] = []
+    with anyio.fail_after(20):
+        async with Engine() as engine:
+            container = await engine.create(["sh", "-c", script], restart=policy)
+            await container.start()
+            async for line in container.logs(follow=True):
+                seen.append(line)
+            assert not container.restarting
+            assert 2 == container.restart_count
+    assert ["up", "down"] * 3 == [line.text for line in seen]
+
+
+async def test_log_file_sink_writes_json_lines_like_docker(tmp_path: Path) -> None:
+    """log_file gets one JSON object per line: log, stream, RFC 3339 time."""
+    sink = tmp_path / "web.log"
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(
+                ["sh", "-c", "echo hello; echo world >&2"], log_file=sink
+            )
+            await container.start()
+            await container.wait()
+    records = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert sorted([("hello\n", "stdout"), ("world\n", "stderr")]) == sorted(
+        (record["log"], record["stream"]) for record in records
+    )
+    for record in records:
+        assert record["time"].endswith("Z")
+        datetime.fromisoformat(record["time"][:26] + "+00:00")
+
+
+async def test_output_not_captured_when_asked() -> None:
+    """capture_output=False hands the child our stdout; nothing is kept."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["true"], capture_output=False)
+            await container.start()
+            await container.wait()
+            assert [] == container.logs()
+
+
+async def test_bad_log_options_are_refused() -> None:
+    """log_bytes below one and empty log_file paths are refused, naming the option."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            with pytest.raises(InvalidArgumentError, match="log_bytes"):
+                await engine.create(["true"], log_bytes=0)
+            with pytest.raises(InvalidArgumentError, match="log_file"):
+                await engine.create(["true"], log_file="")
+            assert [] == engine.containers()
