@@ -20,10 +20,10 @@ cancellation through. Nothing is ever left half done.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import signal
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Literal, NoReturn, final, overload
 
@@ -92,6 +92,36 @@ class LogStatistics:
 
 
 @final
+class _Operation:
+    """The shared first step of every operation (a class: cheaper than a generator CM)."""
+
+    __slots__ = ("_container", "_internal")
+
+    def __init__(self, container: Container, internal: bool) -> None:
+        self._container = container
+        self._internal = internal
+
+    async def __aenter__(self) -> None:
+        container = self._container
+        if not self._internal:
+            container._engine._check_open()
+        # A caller cancelled before it begins gets nothing done, deterministically.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        await container._lock.acquire()
+        try:
+            if not self._internal:
+                # Queued before a shutdown began: must not start anything now.
+                container._engine._check_open()
+            container._reconcile()
+        except BaseException:
+            container._lock.release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._container._lock.release()
+
+
+@final
 class Container:
     """A handle on one container of an ``Engine``. Made by ``Engine.create``; no public constructor.
 
@@ -146,7 +176,7 @@ class Container:
     _stop_timeout: float
     _model: StateModel
     _lock: anyio.Lock
-    _changed: anyio.Event
+    _changed: anyio.Event | None
     _process: SupervisedProcess | None
     _exit_count: int
     id: str
@@ -192,7 +222,7 @@ class Container:
         self._stop_timeout = stop_timeout
         self._model = StateModel(container_id=container_id, name=name)
         self._lock = anyio.Lock()
-        self._changed = anyio.Event()
+        self._changed = None  # created by the first waiter: most containers have none
         self._process = None
         self._exit_count = 0
         self.exit_code = None
@@ -346,18 +376,9 @@ class Container:
 
     # -- the steps every operation shares ----------------------------------
 
-    @asynccontextmanager
-    async def _operation(self, *, internal: bool = False) -> AsyncIterator[None]:
-        if not internal:
-            self._engine._check_open()
-        # A caller cancelled before it begins gets nothing done, deterministically.
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        async with self._lock:
-            if not internal:
-                # Queued before a shutdown began: must not start anything now.
-                self._engine._check_open()
-            self._reconcile()
-            yield
+    def _operation(self, *, internal: bool = False) -> _Operation:
+        """``async with self._operation():`` -- the lock, then reconcile (see the module doc)."""
+        return _Operation(self, internal)
 
     def _reconcile(self) -> None:
         process = self._process
@@ -370,9 +391,15 @@ class Container:
         if transition is not None:
             self._engine._transitions_taken[transition] += 1
 
+    async def _next_change(self) -> None:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
+
     def _notify(self) -> None:
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
         self._logs.wake_followers()
 
     def _emit(
@@ -387,7 +414,10 @@ class Container:
     def _log_transition(
         self, trigger: Trigger, source: State | None, pid: int | None = None
     ) -> None:
-        get_logger().info(
+        logger = get_logger(logging.INFO)
+        if logger is None:
+            return
+        logger.info(
             "transition",
             container_id=self.short_id,
             name=self.name,
@@ -736,16 +766,16 @@ class Container:
         condition = check_wait_condition(condition)
         if condition == "not-running":
             while self._model.state in _LIVE or self._restart_pending:
-                await self._changed.wait()
+                await self._next_change()
         elif condition == "removed":
             while self._model.state is not State.DELETED:
-                await self._changed.wait()
+                await self._next_change()
         else:
             exits = self._exit_count
             while self._exit_count == exits:
                 if self._model.state is State.DELETED:
                     self._gone()
-                await self._changed.wait()
+                await self._next_change()
         await anyio.lowlevel.checkpoint()
         return 0 if self.exit_code is None else self.exit_code
 

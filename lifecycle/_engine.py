@@ -1,11 +1,13 @@
 """The engine: creates containers, finds them, and owns their supervision.
 
-``Engine`` is an async context manager that owns a task group. Each running
-process has a watcher task in it: the task waits on the process's pidfd,
-kills what is left of its group, reaps it, and commits ``die`` if no
-operation did. Watchers run shielded -- during a shutdown that was caused
-by cancellation they must still see the exits that the shutdown itself
-causes -- and are ended explicitly once nothing is left to watch.
+``Engine`` is an async context manager that owns a task group. One
+dispatcher task watches every process's pidfd and output pipes through one
+epoll set (``_multiplex.py``); when a pidfd turns readable, an exit task
+kills what is left of the group, reaps the process, waits for its output,
+and commits ``die`` if no operation did. Both run shielded -- during a
+shutdown that was caused by cancellation they must still see the exits
+that the shutdown itself causes -- and are ended explicitly once nothing is
+left to watch.
 
 Leaving the ``async with`` block, however it is left, stops every running
 or paused container concurrently (each with its own stop timeout), waits
@@ -47,7 +49,8 @@ from lifecycle._events import (
 )
 from lifecycle._identity import SHORT_ID_LENGTH, generate_name, new_id, validate_name
 from lifecycle._logging import get_logger
-from lifecycle._logs import DEFAULT_LOG_BYTES, LogBuffer, read_stream
+from lifecycle._logs import DEFAULT_LOG_BYTES, LogBuffer
+from lifecycle._multiplex import Multiplexer
 from lifecycle._options import (
     DEFAULT_STOP_TIMEOUT,
     check_command,
@@ -147,7 +150,12 @@ class Engine:
         self._by_name: dict[str, Container] = {}
         self._task_group: TaskGroup | None = None
         self._exit_stack: AsyncExitStack | None = None
+        # Exit handling of each process (shielded: a cancelled shutdown must
+        # still see the exits it causes), and the one task that watches every
+        # pidfd and output pipe.
         self._watchers = _ShieldedTasks()
+        self._multiplexer = Multiplexer()
+        self._dispatcher = _ShieldedTasks()
         self._deliverers = _ShieldedTasks()
         self._log_writers = _ShieldedTasks()
         self._log_files: list[LogBuffer] = []
@@ -172,6 +180,7 @@ class Engine:
             raise RuntimeError("an Engine can be entered only once")
         async with AsyncExitStack() as stack:
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            self._dispatcher.start(self._task_group, self._multiplexer.run)
             self._exit_stack = stack.pop_all()
         return self
 
@@ -206,6 +215,9 @@ class Engine:
         # then end the rest (their processes are not ours to wait for any more).
         await self._watchers.wait_all(SHUTDOWN_GRACE)
         self._watchers.cancel_all()
+        self._dispatcher.cancel_all()
+        await self._dispatcher.wait_all(SHUTDOWN_GRACE)
+        self._multiplexer.close()
         self._log_writers.cancel_all()
         for logs in self._log_files:
             await logs.flush_file()
@@ -223,26 +235,40 @@ class Engine:
 
     # -- what containers ask of the engine -----------------------------------
 
-    def _environment(self, env: dict[str, str], inherit: bool) -> dict[str, str]:
+    def _environment(self, env: dict[str, str], inherit: bool) -> dict[str, str] | None:
+        """The child's environment; None means exactly ours (no copy: the common case)."""
         if not inherit:
             return dict(env)
+        if self._environ is None and not env:
+            return None
         base = os.environ if self._environ is None else self._environ
         return {**base, **env}
 
     def _supervise(self, container: Container, process: SupervisedProcess) -> None:
-        if self._task_group is None:  # pragma: no cover -- operations check _check_open
+        pidfd = process.pidfd
+        if self._task_group is None or pidfd is None:  # pragma: no cover -- checked by callers
             raise EngineClosedError("the engine has not been entered")
-        self._watchers.start(self._task_group, self._watch, container, process)
+        task_group = self._task_group
+
+        def exited() -> None:
+            if process.has_exited_now():
+                self._multiplexer.forget(pidfd)
+                self._watchers.start(task_group, self._complete_exit, container, process)
+
+        self._multiplexer.watch(pidfd, exited)
         if process.output_fds is not None:
-            for fd, stream in zip(process.output_fds, ("stdout", "stderr"), strict=True):
-                self._watchers.start(
-                    self._task_group,
-                    read_stream,
-                    fd,
-                    stream,
-                    container._logs,
-                    process.output_closed,
-                )
+            stdout, stderr = process.output_fds
+            logs = container._logs
+            self._multiplexer.watch_output(stdout, "stdout", logs, process.output_closed)
+            self._multiplexer.watch_output(stderr, "stderr", logs, process.output_closed)
+
+    async def _complete_exit(self, container: Container, process: SupervisedProcess) -> None:
+        try:
+            await process.complete_exit()
+            if process.exited:
+                await container._commit_die()
+        finally:
+            process.close()
 
     def _schedule(
         self, function: Callable[[float], Coroutine[Any, Any, None]], delay: float
@@ -250,14 +276,6 @@ class Engine:
         """Run ``function(delay)`` in the engine's task group (policy restarts)."""
         if self._task_group is not None and not self._closing:
             self._task_group.start_soon(function, delay)
-
-    async def _watch(self, container: Container, process: SupervisedProcess) -> None:
-        try:
-            await process.supervise()
-            if process.exited:
-                await container._commit_die()
-        finally:
-            process.close()
 
     def _emit(
         self,

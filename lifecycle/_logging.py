@@ -27,7 +27,7 @@ __all__ = ["LOGGER_NAME", "configure_logging", "get_logger"]
 LOGGER_NAME: Final = "lifecycle"
 
 _STDLIB_ROUTE: Final = structlog.wrap_logger(
-    logging.getLogger(LOGGER_NAME),
+    logging.getLogger(LOGGER_NAME),  # NB: _STDLIB_LOGGER below is the same logger
     processors=[
         structlog.stdlib.filter_by_level,  # before rendering: disabled levels cost little
         structlog.processors.format_exc_info,
@@ -37,10 +37,19 @@ _STDLIB_ROUTE: Final = structlog.wrap_logger(
 )
 
 
-def get_logger() -> Any:
-    """The logger for the library's own lines (see the module docstring for where they go)."""
+_STDLIB_LOGGER: Final = logging.getLogger(LOGGER_NAME)
+
+
+def get_logger(level: int | None = None) -> Any:
+    """The logger for the library's own lines (see the module docstring for where they go).
+
+    With ``level``, returns None when nothing would be logged at that level
+    through the stdlib route: the hot path then skips building the line.
+    """
     if structlog.is_configured():
         return structlog.get_logger(LOGGER_NAME)
+    if level is not None and not _STDLIB_LOGGER.isEnabledFor(level):
+        return None
     return _STDLIB_ROUTE
 
 

@@ -1,7 +1,8 @@
 """Captured output: what a container wrote on stdout and stderr, line by line.
 
-Each process gets two pipes; a reader task per pipe reads whatever is there
-(non-blocking reads after ``wait_readable``) and cuts it into lines. A line
+Each process gets two pipes; the engine's multiplexer reads whatever is
+there (non-blocking reads when epoll says so) and this buffer cuts it into
+lines. A line
 keeps its bytes exactly (binary output survives), its newline if it had one,
 its stream and the time it was read. A line longer than 16 KiB is cut into
 pieces, as Docker's log drivers do; the last piece of a stream without a
@@ -21,7 +22,6 @@ import collections
 import dataclasses
 import itertools
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -38,7 +38,8 @@ __all__ = [
     "MAX_LINE_BYTES",
     "LogBuffer",
     "LogLine",
-    "read_stream",
+    "Stream",
+    "follow",
 ]
 
 # Docker keeps unbounded json-file logs by default; we bound memory instead.
@@ -46,7 +47,6 @@ DEFAULT_LOG_BYTES: Final = 1024 * 1024
 # moby's log drivers cut lines at 16 KiB (logger.DefaultMaxBufferSize is
 # 1 MiB, but the copier emits 16K "partial" messages; daemon/logger/copier.go).
 MAX_LINE_BYTES: Final = 16 * 1024
-_READ_SIZE: Final = 64 * 1024
 
 Stream = Literal["stdout", "stderr"]
 
@@ -112,7 +112,7 @@ class LogBuffer:
         self._lines: collections.deque[LogLine] = collections.deque()
         self._size = 0
         self._partial: dict[Stream, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
-        self._grew = anyio.Event()
+        self._grew: anyio.Event | None = None  # created by the first follower
         # Index of self._lines[0] among every line ever kept (for followers).
         self.first_index = 0
         self.dropped_lines = 0
@@ -141,8 +141,7 @@ class LogBuffer:
         if self._file is not None:
             self._file_pending.append(line)
             self._file_wakeup.set()
-        grew, self._grew = self._grew, anyio.Event()
-        grew.set()
+        self.wake_followers()
 
     def feed(self, stream: Stream, chunk: bytes) -> None:
         """Add a chunk read from ``stream``: whole lines are kept, the rest waits for more."""
@@ -196,12 +195,15 @@ class LogBuffer:
 
     async def wait_for_more(self) -> None:
         """Wait until a line is added (cancellable)."""
+        if self._grew is None:
+            self._grew = anyio.Event()
         await self._grew.wait()
 
     def wake_followers(self) -> None:
         """Wake followers without a new line (the container's state changed)."""
-        grew, self._grew = self._grew, anyio.Event()
-        grew.set()
+        grew, self._grew = self._grew, None
+        if grew is not None:
+            grew.set()
 
     async def write_file_forever(self) -> None:
         """Append kept lines to the file sink, in batches, from a worker thread."""
@@ -225,30 +227,6 @@ class LogBuffer:
 def _append_text(path: Path, text: str) -> None:
     with path.open("a", encoding="utf-8") as file:
         file.write(text)
-
-
-async def read_stream(fd: int, stream: Stream, buffer: LogBuffer, done: Callable[[], None]) -> None:
-    """Read ``fd`` until EOF into ``buffer``; then close it and call ``done``.
-
-    Cancellation: stops reading (the rest of the output is lost to us) and
-    closes the descriptor.
-    """
-    os.set_blocking(fd, False)
-    try:
-        while True:
-            await anyio.wait_readable(fd)
-            try:
-                chunk = os.read(fd, _READ_SIZE)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                break
-            buffer.feed(stream, chunk)
-    finally:
-        buffer.finish(stream)
-        anyio.notify_closing(fd)
-        os.close(fd)
-        done()
 
 
 async def follow(

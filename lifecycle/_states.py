@@ -20,13 +20,14 @@ then awaits the side effect (spawn, signal, wait), then commits with
 ``StateModel.apply`` -- one synchronous call, so a cancelled caller can
 never leave half a transition behind.
 
-``apply`` goes through one module-level ``transitions.Machine``, built once
-from the table. Models are never bound to it with ``add_model`` (about 7.7 KB
-and O(N) work per model); ``machine.events[trigger].trigger(model)`` drives
-an unbound model instead, which costs a few slots per container. The
-synchronous ``Machine`` is used on purpose: ``AsyncMachine`` is asyncio-only,
-swallows outside cancellation (transitions 0.9.3) and runs callbacks in
-separate tasks.
+The table is executed by one module-level ``transitions.Machine``, built
+once from ``TRANSITIONS``. Models are never bound to it with ``add_model``
+(about 7.7 KB and O(N) work per model); the Machine's transitions are read
+back once into a (state, trigger) -> target lookup that ``apply`` commits
+with (a trigger through the Machine costs 11-15 us, several per cent of a
+process cycle). The synchronous ``Machine`` is used on purpose:
+``AsyncMachine`` is asyncio-only, swallows outside cancellation
+(transitions 0.9.3) and runs callbacks in separate tasks.
 
 What the table leaves to the engine (it is about processes, not states):
 
@@ -206,9 +207,25 @@ def _build_machine() -> Machine:
 
 
 MACHINE: Final[Machine] = _build_machine()
-_EVENTS: Final = {
-    trigger: MACHINE.events[trigger.value] for trigger in Trigger if trigger.value in MACHINE.events
-}
+
+
+def _compile(machine: Machine) -> dict[tuple[State, Trigger], State]:
+    """(state, trigger) -> target, read back from the Machine once.
+
+    The Machine stays the one executable definition of the table (a test checks
+    it against TRANSITIONS); committing through ``machine.events[t].trigger``
+    costs 11-15 us per call, several per cent of a full process cycle, so the
+    hot path commits with this lookup instead (DESIGN.md, "Known traps").
+    """
+    return {
+        (State[source], Trigger(name)): State[str(transition.dest)]
+        for name, event in machine.events.items()
+        for source, transitions in event.transitions.items()
+        for transition in transitions
+    }
+
+
+_COMPILED: Final = _compile(MACHINE)
 
 
 @final
@@ -281,7 +298,7 @@ class StateModel:
         if dest is None:
             return None
         source = self._state
-        _EVENTS[trigger].trigger(self)
+        self._state = _COMPILED[source, trigger]
         transition = Transition(source, trigger, dest)
         self.last_transition = transition
         return transition

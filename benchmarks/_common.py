@@ -1,0 +1,74 @@
+"""Shared helpers for the benchmarks: timing rounds, medians, the raw-anyio baseline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+import anyio.lowlevel
+
+
+@dataclass(frozen=True)
+class Measure:
+    """Samples of one quantity over several rounds."""
+
+    name: str
+    samples: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def spread(self, scale: float = 1.0, digits: int = 1) -> str:
+        return f"{min(self.samples) * scale:.{digits}f}-{max(self.samples) * scale:.{digits}f}"
+
+
+def proc_state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2 : data.rindex(b")") + 3].decode()
+
+
+async def wait_stopped(pid: int) -> None:
+    """Spin on checkpoints, then back off, until /proc shows the process stopped (T)."""
+    delay = 0.0005
+    for _ in range(20):
+        if proc_state(pid) == "T":
+            return
+        await anyio.lowlevel.checkpoint()
+    while proc_state(pid) != "T":
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+async def raw_cycle() -> None:
+    """The same lifecycle written directly with anyio.open_process and os.killpg."""
+    process = await anyio.open_process(["sleep", "60"], start_new_session=True)
+    try:
+        os.killpg(process.pid, signal.SIGSTOP)
+        await wait_stopped(process.pid)
+        os.killpg(process.pid, signal.SIGCONT)
+        os.killpg(process.pid, signal.SIGTERM)
+        await process.wait()
+    finally:
+        await process.aclose()
+
+
+async def timed(function: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await function()
+    return time.perf_counter() - started
+
+
+def burn_cpu() -> subprocess.Popen[bytes]:
+    """One CPU-bound process, to see how the ratios degrade under load."""
+    return subprocess.Popen(["python3", "-c", "while True: pass"])

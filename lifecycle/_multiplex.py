@@ -1,0 +1,101 @@
+"""One epoll set for all of an engine's pidfds and output pipes, watched by one task.
+
+A task per pipe and per pidfd (three per container) costs a task spawn,
+a cancel scope and a wake-up each, and thousands of tasks for a fleet. All
+that is needed is "tell me when this descriptor is readable", so the engine
+keeps one ``select.epoll`` of its own and waits on *its* descriptor (an epoll
+set is readable when any member is ready); one dispatcher then calls the
+handler of each ready descriptor. Handlers are synchronous and quick: a pipe
+handler does one non-blocking read; a pidfd handler starts the (async) exit
+handling as a task.
+
+Level-triggered: a pipe with more than one read's worth of data is simply
+reported again on the next round, so one noisy container cannot starve the
+others.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from collections.abc import Callable
+from typing import Final, final
+
+import anyio
+
+from lifecycle._logs import LogBuffer, Stream
+
+__all__ = ["Multiplexer"]
+
+_READ_SIZE: Final = 64 * 1024
+_EVENTS: Final = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
+
+
+@final
+class Multiplexer:
+    """Readiness of many descriptors through one epoll descriptor."""
+
+    __slots__ = ("_epoll", "_handlers", "_pipes")
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._handlers: dict[int, Callable[[], None]] = {}
+        # Output pipes we own (closed on EOF, or by close()): fd -> its end-of-stream call.
+        self._pipes: dict[int, Callable[[], None]] = {}
+
+    def watch(self, fd: int, handler: Callable[[], None]) -> None:
+        """Call ``handler()`` whenever ``fd`` is readable, until ``forget(fd)``."""
+        self._handlers[fd] = handler
+        self._epoll.register(fd, _EVENTS)
+
+    def forget(self, fd: int) -> None:
+        if self._handlers.pop(fd, None) is not None:
+            self._epoll.unregister(fd)
+
+    def watch_output(
+        self, fd: int, stream: Stream, buffer: LogBuffer, closed: Callable[[], None]
+    ) -> None:
+        """Read pipe ``fd`` into ``buffer`` as ``stream``; at EOF, close it and call ``closed``."""
+        os.set_blocking(fd, False)
+
+        def end() -> None:
+            self.forget(fd)
+            self._pipes.pop(fd, None)
+            buffer.finish(stream)
+            os.close(fd)
+            closed()
+
+        def readable() -> None:
+            try:
+                chunk = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if chunk:
+                buffer.feed(stream, chunk)
+            else:
+                end()
+
+        self._pipes[fd] = end
+        self.watch(fd, readable)
+
+    async def run(self) -> None:
+        """Dispatch readiness until cancelled. Cancellation: returns between rounds."""
+        epoll = self._epoll
+        handlers = self._handlers
+        while True:
+            await anyio.wait_readable(epoll.fileno())
+            for fd, _ in epoll.poll(0):
+                handler = handlers.get(fd)
+                if handler is not None:
+                    handler()
+
+    def close(self) -> None:
+        """End every pipe still open (their readers see end of stream), then the epoll set."""
+        for end in list(self._pipes.values()):
+            end()
+        for fd in list(self._handlers):
+            self.forget(fd)
+        anyio.notify_closing(self._epoll.fileno())
+        self._epoll.close()
