@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest diagrams clean
+.PHONY: demo test lint typecheck pytest diagrams bench profile clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("lifecycle needs Python >= 3.11, found " + sys.version.split()[0] if sys.version_info < (3, 11) else 0)'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,lint,bench]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,6 +27,13 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# The benchmark suite (a few minutes; prints the table the README quotes).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/suite.py
+
+profile: $(STAMP)
+	$(BIN)/python benchmarks/profile_cycle.py trio
 
 # Regenerate the committed diagrams from the transition table.
 diagrams: $(STAMP)

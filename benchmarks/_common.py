@@ -70,5 +70,13 @@ async def timed(function: Callable[[], Awaitable[object]]) -> float:
 
 
 def burn_cpu() -> subprocess.Popen[bytes]:
-    """One CPU-bound process, to see how the ratios degrade under load."""
-    return subprocess.Popen(["python3", "-c", "while True: pass"])
+    """One CPU-bound process, to see how the ratios degrade under load.
+
+    It ends by itself when the benchmark does (it checks its parent every few
+    million iterations), so a killed benchmark leaves no burner behind.
+    """
+    script = (
+        f"import os\nwhile os.getppid() == {os.getpid()}:\n"
+        "    for _ in range(3_000_000):\n        pass\n"
+    )
+    return subprocess.Popen(["python3", "-c", script])

@@ -118,7 +118,13 @@ class _Operation:
             raise
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._container._lock.release()
+        container = self._container
+        try:
+            # An exit noticed while we held the lock is committed now (see
+            # Container._exit_observed): never lost, never out of order.
+            container._reconcile()
+        finally:
+            container._lock.release()
 
 
 @final
@@ -790,7 +796,13 @@ class Container:
             if self._model.state in _LIVE:
                 await self._terminate(Trigger.STOP, self._stop_signal, self._stop_timeout)
 
-    async def _commit_die(self) -> None:
-        """The watcher's half: after a reap, commit ``die`` unless an operation already did."""
-        async with self._lock:
+    def _exit_observed(self) -> None:
+        """The process has exited and been reaped: commit ``die`` unless someone does.
+
+        If an operation holds the lock, it commits the exit itself (stop,
+        kill) or reconciles when it releases the lock. Otherwise nobody is
+        mid-operation (a released anyio lock has no waiters) and ``die`` is
+        committed right here, with no await.
+        """
+        if not self._lock.locked():
             self._reconcile()

@@ -251,8 +251,13 @@ class Engine:
         task_group = self._task_group
 
         def exited() -> None:
-            if process.has_exited_now():
-                self._multiplexer.forget(pidfd)
+            if not process.has_exited_now():
+                return
+            self._multiplexer.forget(pidfd)
+            if process.try_complete_exit_now():
+                process.close()
+                container._exit_observed()
+            else:  # leftovers to wait for, or output still coming: in a task
                 self._watchers.start(task_group, self._complete_exit, container, process)
 
         self._multiplexer.watch(pidfd, exited)
@@ -266,7 +271,7 @@ class Engine:
         try:
             await process.complete_exit()
             if process.exited:
-                await container._commit_die()
+                container._exit_observed()
         finally:
             process.close()
 

@@ -84,9 +84,14 @@ class Multiplexer:
         """Dispatch readiness until cancelled. Cancellation: returns between rounds."""
         epoll = self._epoll
         handlers = self._handlers
+        pipes = self._pipes
         while True:
             await anyio.wait_readable(epoll.fileno())
-            for fd, _ in epoll.poll(0):
+            ready = [fd for fd, _ in epoll.poll(0)]
+            # Pipes first: an exit and the end of its output usually arrive in
+            # the same round, and the exit is then complete without a task.
+            ready.sort(key=lambda fd: fd not in pipes)
+            for fd in ready:
                 handler = handlers.get(fd)
                 if handler is not None:
                     handler()

@@ -105,8 +105,9 @@ class SupervisedProcess:
     """A child in its own session and process group, observed through a pidfd.
 
     No public constructor: use ``SupervisedProcess.spawn``. When ``pidfd``
-    turns readable, call ``complete_exit()`` once, in a task that outlives
-    every caller waiting for the exit (the engine runs it shielded).
+    turns readable, call ``try_complete_exit_now()``; if it returns False,
+    call ``complete_exit()`` in a task that outlives every caller waiting for
+    the exit (the engine runs it shielded).
     """
 
     __slots__ = (
@@ -279,32 +280,50 @@ class SupervisedProcess:
         """The pidfd (readable once the process has exited); None once closed."""
         return self._pidfd
 
-    async def complete_exit(self) -> None:
-        """After the pidfd turned readable: SIGKILL what is left of the group, reap, drain.
-
-        Sets ``exit_code`` (the status, or 128+N when killed by signal N) and
-        wakes every ``wait()`` -- only once nothing of the group runs and the
-        output pipes are drained. Call it once; shielded by the caller.
-        """
+    def _reap_once(self) -> None:
         pidfd = self._pidfd
         if pidfd is None or self._reaped:
             return
         # The zombie still holds the group id: killing the group is safe.
         self.signal_group(signal.SIGKILL)
         self._reap(pidfd)
-        # From here on nothing is signalled. Signal 0 only asks whether the
-        # group still has members: almost always it has none (ESRCH) and we
-        # are done without scanning /proc (about 0.6 ms). Otherwise, wait until
-        # the SIGKILLed leftovers have died (zombies count as gone).
+
+    def try_complete_exit_now(self) -> bool:
+        """After the pidfd turned readable: SIGKILL what is left of the group, reap.
+
+        If nothing of the group is left and the output pipes are already at
+        end of stream (the common case), the exit is complete: ``exit_code``
+        is set, ``wait()`` wakes, and this returns True with no await at all.
+        Otherwise it returns False and ``complete_exit()`` must finish.
+        """
+        self._reap_once()
+        if not self._reaped or self._group_may_have_members():
+            return False
+        if self.output_fds is not None and not self._outputs_closed.is_set():
+            return False
+        self._exited.set()
+        return True
+
+    async def complete_exit(self) -> None:
+        """Finish what ``try_complete_exit_now`` could not: wait for leftovers and output.
+
+        From the reap on nothing is signalled. Signal 0 only asks whether the
+        group still has members; if so, wait until the SIGKILLed leftovers have
+        died (zombies count as gone). Then wait until the output pipes are at
+        end of stream, so whatever was written last is read before anyone
+        hears of the exit. Call it shielded.
+        """
+        self._reap_once()
         if self._group_may_have_members():
             await poll_until(lambda: not self._group_has_leftovers(), LEFTOVER_TIMEOUT)
         if self.output_fds is not None:
-            # Whatever it wrote last is read before anyone hears of the exit.
             with anyio.move_on_after(OUTPUT_DRAIN_TIMEOUT):
                 await self._outputs_closed.wait()
         self._exited.set()
 
     def _group_may_have_members(self) -> bool:
+        # Signal 0 after the reap sends nothing; ESRCH means no member is left
+        # (no /proc scan needed, about 0.6 ms saved on almost every exit).
         try:
             os.killpg(self.pid, 0)
         except ProcessLookupError:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .helpers import REPO
 
 
@@ -77,3 +79,18 @@ def test_fleet_example(tmp_path: Path) -> None:
     svg = (tmp_path / "fleet-100.svg").read_text()
     assert "deleted (50)" in svg
     assert "stopped (50)" in svg
+
+
+@pytest.mark.timeout(300)
+def test_benchmark_suite_still_runs() -> None:
+    """benchmarks/suite.py runs end to end in its tiny CI size, supervisord included."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "suite.py"), "--quick"],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr.decode()[-2000:]
+    output = result.stdout.decode()
+    for section in ("cycle/s, sequential, asyncio", "fleet of 20", "exit latency", "supervisord"):
+        assert section in output

@@ -213,8 +213,13 @@ async def test_live_fleet_graph_and_a_render_failure(tmp_path: Path) -> None:
                 first = await engine.create(["sleep", "60"])
                 await first.start()
                 await eventually(lambda: "fleet: 1 containers" in svg_title(path), timeout=5)
-                path.unlink()
-                path.mkdir()  # now the rename onto it fails
+                while True:  # a render may still be landing: retry until the swap holds
+                    path.unlink(missing_ok=True)
+                    try:
+                        path.mkdir()  # now the rename onto it fails
+                        break
+                    except FileExistsError:
+                        continue
                 second = await engine.create(["sleep", "60"])
                 await second.start()
                 await eventually(lambda: live.failures > 0, timeout=5)
