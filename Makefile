@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest diagrams bench profile clean
+.PHONY: demo test lint typecheck pytest diagrams bench profile soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("lifecycle needs Python >= 3.11, found " + sys.version.split()[0] if sys.version_info < (3, 11) else 0)'
@@ -31,6 +31,10 @@ pytest: $(STAMP)
 # The benchmark suite (a few minutes; prints the table the README quotes).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/suite.py
+
+# The long reliability profiles: 10,000 lifecycles, PID-wrapping churn, a long Hypothesis run.
+soak: $(STAMP)
+	LIFECYCLE_SOAK=1 HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/test_soak.py tests/test_faults.py tests/test_model.py -p no:timeout
 
 profile: $(STAMP)
 	$(BIN)/python benchmarks/profile_cycle.py trio

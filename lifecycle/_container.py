@@ -135,6 +135,7 @@ class Container:
     """
 
     __slots__ = (
+        "__weakref__",  # handles may be held weakly (registries, caches, the soak test)
         "_capture",
         "_changed",
         "_cwd",
@@ -567,9 +568,10 @@ class Container:
         try:
             self._send(process, first_signal)
             killed = first_signal is signal.SIGKILL
-            if was_paused and not killed:
+            if not killed and (was_paused or process.is_stopped_now()):
                 # A handled signal stays pending in a stopped process: wake it
-                # so it can act (Docker does the same for a paused container).
+                # so it can act (Docker does this for a paused container; we do
+                # it too for one that was stopped from outside or by itself).
                 process.signal_group(signal.SIGCONT)
             if not killed:
                 with anyio.move_on_after(timeout):

@@ -87,7 +87,24 @@ class SpawnFailure(Exception):
         self.exit_code = exit_code
 
 
+# Not the command's fault: this process ran out of something. Exit code 125,
+# what docker run returns when the failure is Docker's own.
+_RESOURCE_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN})
+RESOURCE_EXIT_CODE: Final = 125
+
+
+def _resource_failure(error: OSError, doing: str) -> SpawnFailure:
+    name = errno.errorcode.get(error.errno or 0, "?")
+    return SpawnFailure(
+        f"{os.strerror(error.errno or 0).lower()} ({name}) while {doing}; "
+        "nothing was started (raise the limit or stop some containers)",
+        RESOURCE_EXIT_CODE,
+    )
+
+
 def _spawn_failure(error: OSError, argv: Sequence[str], cwd: str | None) -> SpawnFailure:
+    if error.errno in _RESOURCE_ERRNOS:
+        return _resource_failure(error, f"starting {argv[0]!r}")
     # The shell's convention, which moby's daemon/start.go follows too:
     # "no such file or directory" -> 127, anything else that stops exec -> 126.
     code = 127 if error.errno == errno.ENOENT else 126
@@ -163,14 +180,24 @@ class SupervisedProcess:
         else they are this process's; stdin is ``/dev/null`` unless
         ``inherit_stdin`` (Docker's ``-i``).
 
-        Raises ``SpawnFailure`` (127 not found, 126 not executable) when the
-        exec fails; nothing is left running then. Synchronous: fork and exec
+        Raises ``SpawnFailure`` (127 not found, 126 not executable, 125 when
+        this process is out of descriptors, memory or processes) when the
+        start fails; nothing is left running or open then. Synchronous: fork and exec
         take well under a millisecond, less than a hop to a worker thread.
         """
         if cwd is not None and not os.path.isdir(cwd):
             reason = "not a directory" if os.path.exists(cwd) else "no such directory"
             raise SpawnFailure(f"working directory {cwd!r}: {reason}", 127)
-        pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)] if capture_output else []
+        pipes: list[tuple[int, int]] = []
+        try:
+            if capture_output:
+                pipes.append(os.pipe2(os.O_CLOEXEC))
+                pipes.append(os.pipe2(os.O_CLOEXEC))
+        except OSError as error:
+            for read_end, write_end in pipes:
+                os.close(read_end)
+                os.close(write_end)
+            raise _resource_failure(error, "creating the output pipes") from None
         try:
             popen = subprocess.Popen(
                 list(argv),
@@ -192,12 +219,15 @@ class SupervisedProcess:
                 os.close(write_end)
         try:
             pidfd = os.pidfd_open(popen.pid)
-        except OSError:
-            # No pidfd (kernel < 5.3): we cannot supervise safely. Do not leak the child.
+        except OSError as error:
+            # Out of descriptors, or no pidfd at all (kernel < 5.3): we cannot
+            # supervise it safely, so it must not outlive this call.
             os.killpg(popen.pid, signal.SIGKILL)
             popen.wait()
             for read_end, _ in pipes:
                 os.close(read_end)
+            if error.errno in _RESOURCE_ERRNOS:
+                raise _resource_failure(error, "opening a pidfd") from None
             raise
         return cls(popen, pidfd, (pipes[0][0], pipes[1][0]) if pipes else None)
 
@@ -218,6 +248,11 @@ class SupervisedProcess:
         poller = select.poll()
         poller.register(self._pidfd, select.POLLIN)
         return bool(poller.poll(0))
+
+    def is_stopped_now(self) -> bool:
+        """Whether /proc shows the main process stopped (state T), by us or anyone else."""
+        stat = _procfs.read_stat(self.pid)
+        return stat is not None and stat.state == "T"
 
     def signal_group(self, sig: signal.Signals) -> bool:
         """Send ``sig`` to the whole process group; False if nothing was there to receive it.

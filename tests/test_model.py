@@ -1,0 +1,271 @@
+"""Model-based test against the real OS: random operations on several containers, and after
+every step the engine's claims are checked against /proc, the exit codes against what the
+signals imply, and each container's events against the transition table.
+
+Hypothesis drives a RuleBasedStateMachine; the engine runs in an anyio blocking portal (one
+per backend). CI runs a bounded profile; `make soak` (LIFECYCLE_SOAK=1) runs many more steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import anyio
+import anyio.from_thread
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+
+from lifecycle import (
+    TRANSITIONS,
+    Container,
+    Engine,
+    Event,
+    InvalidTransitionError,
+    State,
+    Subscription,
+    Trigger,
+)
+from lifecycle._states import NO_OPS
+
+from .oshelpers import children_of_this_process, group_alive, group_states, proc_state
+
+SOAK = bool(os.environ.get("LIFECYCLE_SOAK"))
+LIVE = {State.RUNNING, State.PAUSED}
+# Exit codes the test can predict: sh blocked reading a fifo handles no signal.
+EXIT_BY_SIGNAL = {signal.SIGKILL: 137, signal.SIGTERM: 143, signal.SIGHUP: 129}
+ACTION_TO_TRIGGER = {"destroy": Trigger.REMOVE}
+
+
+class LifecycleAgainstTheOS(RuleBasedStateMachine):
+    """Random lifecycles of a few containers; the OS is the oracle."""
+
+    backend = "asyncio"
+    containers = Bundle("containers")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack = ExitStack()
+        self.scratch = Path(self.stack.enter_context(tempfile.TemporaryDirectory()))
+        self.portal = self.stack.enter_context(
+            anyio.from_thread.start_blocking_portal(self.backend)
+        )
+        self.engine: Engine = self.stack.enter_context(
+            self.portal.wrap_async_context_manager(Engine())
+        )
+        self.events: Subscription = self.stack.enter_context(
+            self.portal.wrap_async_context_manager(self.engine.subscribe(lossless=True))
+        )
+        self.all: list[Container] = []
+        self.fifos: dict[str, Path] = {}
+        self.groups: dict[str, set[int]] = {}
+        self.walks: dict[str, list[Event]] = {}
+
+    def teardown(self) -> None:
+        self.stack.close()
+        leftovers = dict(children_of_this_process())
+        assert {} == leftovers, leftovers
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def call(self, function: object, *args: object) -> object:
+        return self.portal.call(function, *args)  # type: ignore[arg-type]
+
+    def remember_group(self, container: Container) -> None:
+        if container.pid is not None:
+            self.groups.setdefault(container.id, set()).add(container.pid)
+
+    def attempt(self, container: Container, trigger: Trigger, operation: object) -> bool:
+        """Run an operation; it must succeed exactly when the table (or a no-op) allows it."""
+        before = container.state
+        legal = trigger in TRANSITIONS[before] or trigger in NO_OPS.get(before, ())
+        try:
+            self.call(operation)
+        except InvalidTransitionError:
+            assert not legal, f"{trigger} refused from {before}"
+            assert before == container.state
+            return False
+        assert legal or trigger is Trigger.REMOVE, f"{trigger} accepted from {before}"
+        self.remember_group(container)
+        return True
+
+    async def _wait_exit(self, container: Container) -> None:
+        with anyio.fail_after(10):
+            await container.wait()
+
+    # -- rules -----------------------------------------------------------------------------
+
+    @rule(target=containers)
+    def create(self) -> Container:
+        fifo = self.scratch / f"fifo{len(self.all)}"
+        os.mkfifo(fifo)
+        container: Container = self.call(
+            self.engine.create, ["sh", "-c", f"read line < {fifo}; exit 4"]
+        )  # type: ignore[assignment]
+        self.fifos[container.id] = fifo
+        self.all.append(container)
+        return container
+
+    @rule(container=containers)
+    def start(self, container: Container) -> None:
+        self.attempt(container, Trigger.START, container.start)
+
+    @rule(container=containers)
+    def pause(self, container: Container) -> None:
+        self.attempt(container, Trigger.PAUSE, container.pause)
+
+    @rule(container=containers)
+    def unpause(self, container: Container) -> None:
+        self.attempt(container, Trigger.UNPAUSE, container.unpause)
+
+    @rule(container=containers)
+    def stop(self, container: Container) -> None:
+        live = container.state in LIVE
+        if self.attempt(container, Trigger.STOP, lambda: container.stop(timeout=0.5)) and live:
+            assert 143 == container.exit_code
+
+    @rule(container=containers, sig=st.sampled_from(sorted(EXIT_BY_SIGNAL)))
+    def kill(self, container: Container, sig: signal.Signals) -> None:
+        if self.attempt(container, Trigger.KILL, lambda: container.kill(sig)):
+            self.call(self._wait_exit, container)
+            assert EXIT_BY_SIGNAL[sig] == container.exit_code
+
+    @rule(container=containers)
+    def restart(self, container: Container) -> None:
+        self.attempt(container, Trigger.RESTART, lambda: container.restart(timeout=0.5))
+
+    @rule(container=containers, force=st.booleans())
+    def remove(self, container: Container, force: bool) -> None:
+        before = container.state
+        try:
+            self.call(lambda: container.remove(force=force))
+        except InvalidTransitionError:
+            assert before is State.DELETED or (before in LIVE and not force)
+            return
+        assert before is not State.DELETED
+        assert State.DELETED == container.state
+
+    @precondition(lambda self: any(c.state is State.RUNNING for c in self.all))
+    @rule(data=st.data())
+    def exits_by_itself(self, data: st.DataObject) -> None:
+        running = [c for c in self.all if c.state is State.RUNNING]
+        container = data.draw(st.sampled_from(running))
+        with self.fifos[container.id].open("w") as fifo:  # the child reads a line and exits 4
+            fifo.write("go\n")
+        self.call(self._wait_exit, container)
+        assert (State.STOPPED, 4) == (container.state, container.exit_code)
+
+    @precondition(lambda self: any(c.state in LIVE for c in self.all))
+    @rule(data=st.data())
+    def killed_from_outside(self, data: st.DataObject) -> None:
+        live = [c for c in self.all if c.state in LIVE]
+        container = data.draw(st.sampled_from(live))
+        assert container.pid is not None
+        os.kill(container.pid, signal.SIGKILL)
+        self.call(self._wait_exit, container)
+        assert (State.STOPPED, 137) == (container.state, container.exit_code)
+
+    @precondition(lambda self: any(c.state is State.RUNNING for c in self.all))
+    @rule(data=st.data())
+    def stopped_and_continued_from_outside(self, data: st.DataObject) -> None:
+        running = [c for c in self.all if c.state is State.RUNNING]
+        container = data.draw(st.sampled_from(running))
+        assert container.pid is not None
+        os.killpg(container.pid, signal.SIGSTOP)
+        os.killpg(container.pid, signal.SIGCONT)
+
+    @rule(
+        container=containers,
+        first=st.sampled_from(["start", "pause", "unpause", "stop", "restart"]),
+        second=st.sampled_from(["start", "pause", "unpause", "stop", "restart"]),
+    )
+    def concurrent(self, container: Container, first: str, second: str) -> None:
+        async def both() -> None:
+            async def one(name: str) -> None:
+                operation = getattr(container, name)
+                with contextlib.suppress(InvalidTransitionError):
+                    await (operation(timeout=0.5) if name in ("stop", "restart") else operation())
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(one, first)
+                group.start_soon(one, second)
+
+        self.call(both)
+        self.remember_group(container)
+
+    # -- invariants -------------------------------------------------------------------------
+
+    @invariant()
+    def the_os_agrees(self) -> None:
+        self.call(anyio.wait_all_tasks_blocked)
+        for container in self.all:
+            state = container.state
+            if state is State.RUNNING:
+                assert container.pid is not None
+                assert proc_state(container.pid) in {"R", "S", "D"}, container
+            elif state is State.PAUSED:
+                assert container.pid is not None
+                states = group_states(container.pid)
+                assert states
+                assert {"T"} == set(states.values()), (container, states)
+            else:
+                assert container.pid is None
+                for group in self.groups.get(container.id, ()):
+                    if state is not State.RUNNING:
+                        assert [] == group_alive(group), (container, group)
+        zombies = {pid: s for pid, s in children_of_this_process().items() if s == "Z"}
+        assert {} == zombies
+
+    @invariant()
+    def events_walk_the_table(self) -> None:
+        while True:
+            try:
+                event = self.events.receive_nowait()
+            except anyio.WouldBlock:
+                break
+            self.walks.setdefault(event.container_id, []).append(event)
+        rows = {
+            (source, trigger, dest)
+            for source, row in TRANSITIONS.items()
+            for trigger, dest in row.items()
+        }
+        for container in self.all:
+            state: State | None = None
+            for event in self.walks.get(container.id, []):
+                assert event.dropped == 0
+                if event.to_state is None:
+                    continue
+                trigger = ACTION_TO_TRIGGER.get(event.action) or Trigger(event.action)
+                assert (state, trigger, event.to_state) in rows, (state, event)
+                state = event.to_state
+                if event.action == "die":
+                    assert event.attributes["exitCode"].isdigit()
+            assert container.state == state, (container, self.walks.get(container.id))
+
+
+PROFILE = settings(
+    max_examples=500 if SOAK else 80,
+    stateful_step_count=100 if SOAK else 50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+class AsyncioModel(LifecycleAgainstTheOS):
+    backend = "asyncio"
+
+
+class TrioModel(LifecycleAgainstTheOS):
+    backend = "trio"
+
+
+TestModelAsyncio = pytest.mark.timeout(0 if SOAK else 300)(AsyncioModel.TestCase)
+TestModelAsyncio.settings = PROFILE
+TestModelTrio = pytest.mark.timeout(0 if SOAK else 300)(TrioModel.TestCase)
+TestModelTrio.settings = PROFILE
