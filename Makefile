@@ -34,7 +34,7 @@ bench: $(STAMP)
 
 # The long reliability profiles: 10,000 lifecycles, PID-wrapping churn, a long Hypothesis run.
 soak: $(STAMP)
-	LIFECYCLE_SOAK=1 HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/test_soak.py tests/test_faults.py tests/test_model.py -p no:timeout
+	LIFECYCLE_SOAK=1 HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/test_soak.py tests/test_faults.py tests/test_model.py --timeout=0
 
 profile: $(STAMP)
 	$(BIN)/python benchmarks/profile_cycle.py trio
