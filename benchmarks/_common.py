@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import anyio
 import anyio.lowlevel
 
+from lifecycle import Engine
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -48,6 +50,16 @@ async def wait_stopped(pid: int) -> None:
     while proc_state(pid) != "T":
         await anyio.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+async def engine_cycle(engine: Engine) -> None:
+    """The lifecycle cycle the benchmarks measure, through the engine."""
+    container = await engine.create(["sleep", "60"])
+    await container.start()
+    await container.pause()
+    await container.unpause()
+    await container.stop()
+    await container.remove()
 
 
 async def raw_cycle() -> None:

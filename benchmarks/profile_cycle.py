@@ -6,32 +6,27 @@ Run: .venv/bin/python benchmarks/profile_cycle.py [asyncio|trio]
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import anyio
 from pyinstrument import Profiler
 
 from lifecycle import Engine
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import engine_cycle
+
 CYCLES = 400
 
 
 async def main() -> None:
     async with Engine() as engine:
-
-        async def cycle() -> None:
-            container = await engine.create(["sleep", "60"])
-            await container.start()
-            await container.pause()
-            await container.unpause()
-            await container.stop()
-            await container.remove()
-
         for _ in range(50):  # warm up
-            await cycle()
+            await engine_cycle(engine)
         profiler = Profiler(interval=0.0002, async_mode="disabled")
         profiler.start()
         for _ in range(CYCLES):
-            await cycle()
+            await engine_cycle(engine)
         profiler.stop()
     print(profiler.output_text(unicode=False, color=False))
 

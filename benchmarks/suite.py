@@ -33,7 +33,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import burn_cpu, raw_cycle
+from _common import burn_cpu, engine_cycle, raw_cycle
 
 from lifecycle import Engine, Event, State, StateModel, Trigger
 from lifecycle._events import EventBus, make_event
@@ -88,15 +88,6 @@ def row(metric: str, engine: str, raw: str = "", peer: str = "", ratio: str = ""
 
 
 # -- 1. cycle throughput ---------------------------------------------------------
-
-
-async def engine_cycle(engine: Engine) -> None:
-    container = await engine.create(["sleep", "60"])
-    await container.start()
-    await container.pause()
-    await container.unpause()
-    await container.stop()
-    await container.remove()
 
 
 async def per_second(cycle: Callable[[], Awaitable[None]], count: int, concurrent: int) -> float:

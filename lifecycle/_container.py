@@ -337,9 +337,7 @@ class Container:
                 tail=tail,
                 finished=self._stopped_for_good,
             )
-        lines, _ = self._logs.select(stdout=stdout, stderr=stderr, since_ns=since_ns)
-        if tail is not None:
-            lines = lines[-tail:] if tail else []
+        lines, _ = self._logs.select(stdout=stdout, stderr=stderr, since_ns=since_ns, tail=tail)
         return lines
 
     def log_statistics(self) -> LogStatistics:
@@ -490,6 +488,14 @@ class Container:
                 self.restart_count += 1
                 self._commit_spawned(Trigger.START, process, State.STOPPED)
 
+    def _reset_restart_policy(self) -> None:
+        """A manual start or restart: the policy's count and backoff start over (moby: a
+        new restart manager on every `docker start`)."""
+        self._cancel_pending_restart()
+        self._manually_stopped = False
+        self.restart_count = 0
+        self._restart_delay = 0.0
+
     def _cancel_pending_restart(self) -> None:
         """A manual stop/kill/remove/start: no pending restart survives it."""
         if self._restart_pending:
@@ -618,12 +624,7 @@ class Container:
         async with self._operation():
             if self._model.check(Trigger.START) is None:
                 return
-            # A manual start resets the policy's count and backoff (moby: a new
-            # restart manager on every `docker start`).
-            self._cancel_pending_restart()
-            self._manually_stopped = False
-            self.restart_count = 0
-            self._restart_delay = 0.0
+            self._reset_restart_policy()
             self._commit_spawned(Trigger.START, self._spawn(), self._model.state)
 
     async def pause(self) -> None:
@@ -722,10 +723,7 @@ class Container:
         timeout = self._stop_timeout if timeout is None else check_timeout(timeout)
         async with self._operation():
             self._model.check(Trigger.RESTART)
-            self._cancel_pending_restart()
-            self._manually_stopped = False
-            self.restart_count = 0
-            self._restart_delay = 0.0
+            self._reset_restart_policy()
             source = self._model.state
             if source in _LIVE:
                 # The state stays running/paused while the old process goes, so

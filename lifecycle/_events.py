@@ -199,16 +199,18 @@ class Subscription:
     async def __anext__(self) -> Event:
         """The next event. Cancellation: nothing is lost; the event stays buffered."""
         try:
-            sequence, event = await self._receive.receive()
+            item = await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise StopAsyncIteration from None
-        gap = sequence - self._last_received - 1
-        self._last_received = sequence
-        return dataclasses.replace(event, dropped=gap) if gap else event
+        return self._with_gap(item)
 
     def receive_nowait(self) -> Event:
         """The next buffered event; ``anyio.WouldBlock`` if none, ``EndOfStream`` once closed."""
-        sequence, event = self._receive.receive_nowait()
+        return self._with_gap(self._receive.receive_nowait())
+
+    def _with_gap(self, item: tuple[int, Event]) -> Event:
+        """The event, carrying how many were dropped since the last one read."""
+        sequence, event = item
         gap = sequence - self._last_received - 1
         self._last_received = sequence
         return dataclasses.replace(event, dropped=gap) if gap else event

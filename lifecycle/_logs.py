@@ -174,8 +174,10 @@ class LogBuffer:
         stderr: bool = True,
         since_ns: int | None = None,
         start: int | None = None,
+        tail: int | None = None,
     ) -> tuple[list[LogLine], int]:
-        """Kept lines that pass the filters (from index ``start``); and the next index.
+        """Kept lines that pass the filters (from index ``start``; the last ``tail`` of
+        them); and the next index.
 
         Costs O(lines returned) when ``start`` is given: followers read from the end.
         """
@@ -191,6 +193,8 @@ class LogBuffer:
             if ((line.stream == "stdout" and stdout) or (line.stream == "stderr" and stderr))
             and (since_ns is None or line.time_ns >= since_ns)
         ]
+        if tail is not None:
+            chosen = chosen[-tail:] if tail else []
         return chosen, self.next_index
 
     async def wait_for_more(self) -> None:
@@ -239,22 +243,17 @@ async def follow(
     finished: Callable[[], bool],
 ) -> AsyncIterator[LogLine]:
     """Kept lines (the last ``tail``), then new ones, until ``finished()`` and nothing is left."""
-    lines, position = buffer.select(stdout=stdout, stderr=stderr, since_ns=since_ns)
-    if tail is not None:
-        lines = lines[-tail:] if tail else []
+    lines, position = buffer.select(stdout=stdout, stderr=stderr, since_ns=since_ns, tail=tail)
     for line in lines:
         yield line
     while True:
-        if finished():
-            lines, position = buffer.select(
-                stdout=stdout, stderr=stderr, since_ns=since_ns, start=position
-            )
-            for line in lines:
-                yield line
-            return
-        await buffer.wait_for_more()
+        done = finished()  # asked before reading, so lines added until now are still taken
+        if not done:
+            await buffer.wait_for_more()
         lines, position = buffer.select(
             stdout=stdout, stderr=stderr, since_ns=since_ns, start=position
         )
         for line in lines:
             yield line
+        if done:
+            return

@@ -40,8 +40,8 @@ from lifecycle import _procfs
 
 __all__ = ["SpawnFailure", "SupervisedProcess", "poll_until"]
 
-# How long to wait for leftovers of a group to die after SIGKILL before
-# reaping anyway (only a process stuck in uninterruptible sleep takes long).
+# How long to wait, after the reap, for SIGKILLed leftovers of the group to die
+# before announcing the exit anyway (only uninterruptible sleep takes long).
 LEFTOVER_TIMEOUT: Final = 5.0
 # After the reap, how long to wait for the output pipes to reach EOF (they
 # stay open only if a process escaped the group and still holds them).
@@ -230,11 +230,6 @@ class SupervisedProcess:
                 raise _resource_failure(error, "opening a pidfd") from None
             raise
         return cls(popen, pidfd, (pipes[0][0], pipes[1][0]) if pipes else None)
-
-    @property
-    def reaped(self) -> bool:
-        """True once the exit status has been collected; no signal is sent after that."""
-        return self._reaped
 
     @property
     def exited(self) -> bool:
