@@ -277,11 +277,11 @@ class SupervisedProcess:
         main = _procfs.read_stat(self.pid)
         if main is None or main.state in _procfs.GONE_STATES:
             return None
-        if main.state != "T":
+        if not _procfs.is_held_stopped(main):
             return False
         for child in _procfs.descendants(self.pid):
             stat = _procfs.read_stat(child)
-            if stat is not None and stat.pgrp == self.pid and stat.state not in {"T", "Z", "X"}:
+            if stat is not None and stat.pgrp == self.pid and not _procfs.is_held_stopped(stat):
                 return False
         return True
 

@@ -11,10 +11,21 @@ from __future__ import annotations
 import os
 from typing import Final, NamedTuple
 
-__all__ = ["GONE_STATES", "ProcStat", "descendants", "group_members", "read_stat"]
+__all__ = [
+    "GONE_STATES",
+    "ProcStat",
+    "descendants",
+    "group_members",
+    "is_held_stopped",
+    "read_stat",
+]
 
 # Z: zombie (exited, waiting to be reaped); X: dead. Neither runs any more.
 GONE_STATES: Final = frozenset({"Z", "X"})
+_STOPPED_OR_GONE: Final = frozenset({"T", *GONE_STATES})
+# Where /proc/<pid>/wchan shows a parent blocked in vfork() until its child
+# execs or exits (kernel_clone since Linux 5.10; _do_fork/do_fork before).
+_VFORK_WAITS: Final = frozenset({"kernel_clone", "_do_fork", "do_fork"})
 
 
 class ProcStat(NamedTuple):
@@ -63,6 +74,29 @@ def _children(pid: int) -> list[int]:
         if data:
             children.extend(int(child) for child in data.split())
     return children
+
+
+def is_held_stopped(stat: ProcStat) -> bool:
+    """Whether the process cannot run until resumed: stopped (T), gone, or parked in vfork.
+
+    A shell (dash, for one) starts commands with vfork(): the parent waits,
+    in state D, until its child execs. A SIGSTOP to the group that lands
+    between the two stops the child before its exec, and the parent then
+    stays in D, not T, for as long as the child is stopped. It runs no more
+    than a stopped process does, so a pause must count it as stopped.
+    """
+    if stat.state in _STOPPED_OR_GONE:
+        return True
+    if stat.state != "D":
+        return False
+    wchan = _read(f"/proc/{stat.pid}/wchan")
+    if wchan is None or wchan.decode(errors="replace") not in _VFORK_WAITS:
+        return False
+    for child in _children(stat.pid):
+        child_stat = read_stat(child)
+        if child_stat is not None and child_stat.state == "T":
+            return True
+    return False
 
 
 def descendants(pid: int) -> list[int]:

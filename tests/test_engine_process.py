@@ -538,3 +538,28 @@ async def test_restart_whose_new_process_cannot_start_ends_stopped(tmp_path: Pat
             )
             assert [] == group_alive(group)
             await container.remove()
+
+
+async def test_pause_of_a_shell_that_keeps_forking() -> None:
+    """A pause landing between a shell's vfork and its child's exec still completes.
+
+    dash starts each command with vfork(); the SIGSTOP can stop the child
+    before it execs, and the parent then waits in state D (not T) behind it.
+    Pause used to time out after 5 s on that; it happened within a few dozen
+    tries. The group is held stopped all the same: every member is T, or D
+    with a stopped child.
+    """
+    with anyio.fail_after(60):
+        async with Engine() as engine:
+            container = await engine.create(["sh", "-c", "while :; do /bin/true; done"])
+            await container.start()
+            for _ in range(300):
+                await container.pause()
+                assert container.pid is not None
+                states = group_states(container.pid)
+                held = [pid for pid, state in states.items() if state != "T"]
+                for pid in held:  # only a parent parked behind its stopped vfork child
+                    assert "D" == states[pid], states
+                    assert "T" in states.values(), states
+                await container.unpause()
+            await container.stop()
