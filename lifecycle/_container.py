@@ -4,8 +4,9 @@ Every operation follows the same three steps (DESIGN.md, "Layers"):
 
 1. take the container's lock (operations on one container run one at a
    time, in call order) and *reconcile*: if the process has exited and been
-   reaped but nobody has committed that yet, commit ``die`` first, so every
-   operation starts from what the OS says;
+   reaped but nobody has committed that yet, commit ``die`` first; if its
+   group was stopped or resumed from outside the engine, commit ``pause`` or
+   ``unpause``; so every operation starts from what the OS says;
 2. check the trigger against the table (``InvalidTransitionError`` or a
    Docker no-op, nothing changed) and await the side effect (spawn, signal,
    wait);
@@ -113,6 +114,7 @@ class _Operation:
                 # Queued before a shutdown began: must not start anything now.
                 container._engine._check_open()
             container._reconcile()
+            container._reconcile_stop_state()
         except BaseException:
             container._lock.release()
             raise
@@ -256,7 +258,18 @@ class Container:
 
     @property
     def state(self) -> State:
-        """The current state; it agrees with the OS whenever no operation is in progress."""
+        """The current state; it agrees with the OS whenever no operation is in progress.
+
+        Read on the engine's event-loop thread, a running or paused container
+        first looks at ``/proc`` (one ``stat`` read): a group stopped from
+        outside the engine (SIGSTOP, SIGTSTP, a child that stops itself) is
+        committed as ``paused``, a paused one resumed from outside as
+        ``running``, each with its event, before the state is returned. From
+        another thread it returns the last committed state; the engine looks
+        again every ``observe_interval`` seconds.
+        """
+        if self._model.state in _LIVE:
+            self._observe()
         return self._model.state
 
     @property
@@ -364,7 +377,7 @@ class Container:
         Built on demand from (state, last transition): O(states + edges).
         Render it with ``lifecycle.render`` or ``render_async``.
         """
-        state = self._model.state
+        state = self.state
         return lifecycle_graph(
             current=state,
             last=self._model.last_transition,
@@ -389,6 +402,35 @@ class Container:
         process = self._process
         if process is not None and process.exited and self._model.state in _LIVE:
             self._commit_exit(Trigger.DIE, process)
+
+    def _observe(self) -> None:
+        """Reconcile with a stop or resume from outside, if nothing else may be moving it."""
+        if not self._lock.locked() and self._engine._on_event_loop_thread():
+            self._reconcile_stop_state()
+
+    def _reconcile_stop_state(self) -> None:
+        """Commit running <-> paused when ``/proc`` says the group was stopped or resumed.
+
+        ``paused`` means what ``pause()`` makes true: every process of the group
+        is stopped (DESIGN.md, "The supervised process"). So a group stopped by
+        anyone is paused, and a paused group that anyone resumed is running.
+        Docker differs: it pauses with the cgroup freezer and does not notice a
+        SIGSTOP (``docker ps`` still says Up). A group stopped only in part
+        stays running. Only call it with the lock held or free (no operation
+        in flight) and on the event loop's thread: the process is then
+        unreaped for the whole look, so its PID cannot belong to anyone else.
+        """
+        process = self._process
+        state = self._model.state
+        if process is None or state not in _LIVE:
+            return
+        stopped = process.group_stopped_now()
+        if stopped is None:  # it exited: its die is being committed
+            return
+        if stopped and state is State.RUNNING:
+            self._commit(Trigger.PAUSE, "pause", external=True)
+        elif not stopped and state is State.PAUSED:
+            self._commit(Trigger.UNPAUSE, "unpause", external=True)
 
     def _apply(self, trigger: Trigger) -> None:
         """Move the state model (never a no-op here) and count the edge for the fleet graph."""
@@ -417,11 +459,17 @@ class Container:
         self._engine._emit(self, action, from_state, to_state, attributes)
 
     def _log_transition(
-        self, trigger: Trigger, source: State | None, pid: int | None = None
+        self,
+        trigger: Trigger,
+        source: State | None,
+        pid: int | None = None,
+        *,
+        external: bool = False,
     ) -> None:
         logger = get_logger(logging.INFO)
         if logger is None:
             return
+        extra = {"external": True} if external else {}
         logger.info(
             "transition",
             container_id=self.short_id,
@@ -431,6 +479,7 @@ class Container:
             to_state=self._model.state.value,
             pid=self.pid if pid is None else pid,
             exit_code=self.exit_code,
+            **extra,
         )
 
     def _commit_exit(
@@ -505,12 +554,16 @@ class Container:
                 self._restart_scope = None
             self._notify()
 
-    def _commit(self, trigger: Trigger, action: str) -> None:
-        """Commit ``trigger`` and publish ``action`` carrying the state change."""
+    def _commit(self, trigger: Trigger, action: str, *, external: bool = False) -> None:
+        """Commit ``trigger`` and publish ``action`` carrying the state change.
+
+        ``external``: the OS moved first (a stop or resume from outside); the
+        event carries ``external="true"`` and the log line ``external=True``.
+        """
         source = self._model.state
         self._apply(trigger)
-        self._log_transition(trigger, source)
-        self._emit(action, source, self._model.state)
+        self._log_transition(trigger, source, external=external)
+        self._emit(action, source, self._model.state, {"external": "true"} if external else None)
         self._notify()
 
     def _spawn(self) -> SupervisedProcess:

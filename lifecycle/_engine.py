@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -56,6 +57,7 @@ from lifecycle._options import (
     check_command,
     check_cwd,
     check_env,
+    check_interval,
     check_path,
     check_timeout,
 )
@@ -72,6 +74,12 @@ DEFAULT_STOP_SIGNAL: Final = signal.SIGTERM
 # process stuck in uninterruptible sleep) and for callbacks to take their last
 # events, before ending them anyway.
 SHUTDOWN_GRACE: Final = 5.0
+# How often running and paused containers are compared with /proc for a stop
+# or resume sent from outside the engine. A pidfd reports exits only, and
+# SIGCHLD (which does report stops) needs the main thread and would take the
+# signal from its owner, so the engine looks. Precedent: Kubernetes' PLEG
+# relists containers every 1 s for the changes nobody reports to it.
+DEFAULT_OBSERVE_INTERVAL: Final = 1.0
 
 
 class _ShieldedTasks:
@@ -140,12 +148,26 @@ class Engine:
     process's ``os.environ`` at each start); a container's ``env`` is merged
     over it unless it is created with ``inherit_env=False``.
 
+    ``observe_interval`` (seconds, default 1; None: never) is how often the
+    engine compares its running and paused containers with ``/proc``, so a
+    group stopped or resumed from outside it becomes ``paused`` or
+    ``running``, with its event, even when nobody reads ``state``. (Reading
+    ``state`` on the event loop's thread, and every operation, looks at once.)
+
     Cancellation: leaving the block because of a cancellation still stops
     and reaps every container (shielded) before the cancellation propagates.
     """
 
-    def __init__(self, *, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str] | None = None,
+        observe_interval: float | None = DEFAULT_OBSERVE_INTERVAL,
+    ) -> None:
         self._environ = None if environ is None else check_env(environ)
+        self._observe_interval = check_interval(observe_interval, "observe_interval")
+        self._observer = _ShieldedTasks()
+        self._loop_thread: int | None = None
         self._by_id: dict[str, Container] = {}
         self._by_name: dict[str, Container] = {}
         self._task_group: TaskGroup | None = None
@@ -181,6 +203,9 @@ class Engine:
         async with AsyncExitStack() as stack:
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
             self._dispatcher.start(self._task_group, self._multiplexer.run)
+            self._loop_thread = threading.get_ident()
+            if self._observe_interval is not None:
+                self._observer.start(self._task_group, self._observe_periodically)
             self._exit_stack = stack.pop_all()
         return self
 
@@ -205,6 +230,7 @@ class Engine:
         return None
 
     async def _stop_everything(self) -> None:
+        self._observer.cancel_all()
         for container in self._by_id.values():
             container._cancel_pending_restart()
         async with anyio.create_task_group() as group:
@@ -234,6 +260,19 @@ class Engine:
             )
 
     # -- what containers ask of the engine -----------------------------------
+
+    def _on_event_loop_thread(self) -> bool:
+        return threading.get_ident() == self._loop_thread and not self._closed
+
+    async def _observe_periodically(self) -> None:
+        interval = self._observe_interval
+        if interval is None:  # pragma: no cover -- not started then
+            return
+        while True:
+            await anyio.sleep(interval)
+            for container in list(self._by_id.values()):
+                if container._model.state in (State.RUNNING, State.PAUSED):
+                    container._observe()
 
     def _environment(self, env: dict[str, str], inherit: bool) -> dict[str, str] | None:
         """The child's environment; None means exactly ours (no copy: the common case)."""

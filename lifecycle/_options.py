@@ -20,6 +20,7 @@ __all__ = [
     "check_command",
     "check_cwd",
     "check_env",
+    "check_interval",
     "check_path",
     "check_timeout",
     "check_wait_condition",
@@ -108,6 +109,19 @@ def check_timeout(timeout: object, what: str = "timeout") -> float:
             f"{what} must be zero or more seconds, not {timeout!r} (0 kills at once)"
         )
     return float(timeout)
+
+
+def check_interval(interval: object, what: str) -> float | None:
+    """Seconds between periodic looks: a positive, finite number, or None for never."""
+    if interval is None:
+        return None
+    if isinstance(interval, bool) or not isinstance(interval, int | float):
+        raise InvalidArgumentError(f"{what} must be a number of seconds or None, not {interval!r}")
+    if not math.isfinite(interval) or interval <= 0:
+        raise InvalidArgumentError(
+            f"{what} must be more than zero seconds and finite, not {interval!r} (None: never)"
+        )
+    return float(interval)
 
 
 def check_wait_condition(condition: object) -> WaitCondition:

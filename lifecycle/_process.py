@@ -285,6 +285,16 @@ class SupervisedProcess:
                 return False
         return True
 
+    def group_stopped_now(self) -> bool | None:
+        """Whether the group is stopped right now (as ``pause`` requires); None once exited.
+
+        A look at ``/proc`` that is safe from PID reuse only before the reap,
+        which happens on the event loop's thread: call it there.
+        """
+        if self._reaped:
+            return None
+        return self._group_stopped()
+
     async def wait_group_stopped(self, timeout: float) -> bool | None:
         """After SIGSTOP: wait until the group is stopped (state ``T`` in ``/proc``).
 

@@ -148,6 +148,24 @@ CATALOGUE: list[tuple[str, Call, type[Exception], str]] = [
         "log_bytes",
     ),
     (
+        "zero observe_interval",
+        lambda e, b: Engine(observe_interval=0),
+        InvalidArgumentError,
+        "more than zero",
+    ),
+    (
+        "infinite observe_interval",
+        lambda e, b: Engine(observe_interval=math.inf),
+        InvalidArgumentError,
+        "finite",
+    ),
+    (
+        "text observe_interval",
+        lambda e, b: Engine(observe_interval="1"),  # type: ignore[arg-type]
+        InvalidArgumentError,
+        "number of seconds or None",
+    ),
+    (
         "unknown live format",
         lambda e, b: lifecycle.LiveGraph(e, "x.gif"),
         InvalidArgumentError,

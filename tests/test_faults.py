@@ -89,7 +89,7 @@ async def test_a_child_that_floods_output_can_still_be_stopped() -> None:
 
 
 async def test_a_child_that_stops_itself(tmp_path: Path) -> None:
-    """A child that SIGSTOPs itself is still stopped gracefully: SIGCONT follows the stop signal."""
+    """A child that SIGSTOPs itself reads paused, and stops gracefully (SIGCONT follows SIGTERM)."""
     ready = tmp_path / "ready"
     script = (
         "import os, pathlib, signal, sys\n"
@@ -105,6 +105,8 @@ async def test_a_child_that_stops_itself(tmp_path: Path) -> None:
             await wait_for_file(ready)
             assert container.pid is not None
             await eventually(lambda: proc_state(container.pid or 0) == "T")
+            # Its whole group (itself) is stopped: that is what paused means.
+            assert State.PAUSED == container.state
             started = time.monotonic()
             await container.stop()
             assert (State.STOPPED, 0) == (container.state, container.exit_code)

@@ -34,7 +34,13 @@ from lifecycle import (
 )
 from lifecycle._states import NO_OPS
 
-from .oshelpers import children_of_this_process, group_alive, group_states, proc_state
+from .oshelpers import (
+    children_of_this_process,
+    eventually,
+    group_alive,
+    group_states,
+    proc_state,
+)
 
 SOAK = bool(os.environ.get("LIFECYCLE_SOAK"))
 LIVE = {State.RUNNING, State.PAUSED}
@@ -77,19 +83,23 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
     def call(self, function: object, *args: object) -> object:
         return self.portal.call(function, *args)  # type: ignore[arg-type]
 
+    def state_of(self, container: Container) -> State:
+        """The state as read on the event loop's thread, where a read first looks at /proc."""
+        return self.call(lambda: container.state)  # type: ignore[return-value]
+
     def remember_group(self, container: Container) -> None:
         if container.pid is not None:
             self.groups.setdefault(container.id, set()).add(container.pid)
 
     def attempt(self, container: Container, trigger: Trigger, operation: object) -> bool:
         """Run an operation; it must succeed exactly when the table (or a no-op) allows it."""
-        before = container.state
+        before = self.state_of(container)
         legal = trigger in TRANSITIONS[before] or trigger in NO_OPS.get(before, ())
         try:
             self.call(operation)
         except InvalidTransitionError:
             assert not legal, f"{trigger} refused from {before}"
-            assert before == container.state
+            assert before == self.state_of(container)
             return False
         assert legal or trigger is Trigger.REMOVE, f"{trigger} accepted from {before}"
         self.remember_group(container)
@@ -126,7 +136,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     @rule(container=containers)
     def stop(self, container: Container) -> None:
-        live = container.state in LIVE
+        live = self.state_of(container) in LIVE
         if self.attempt(container, Trigger.STOP, lambda: container.stop(timeout=0.5)) and live:
             assert 143 == container.exit_code
 
@@ -142,14 +152,14 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     @rule(container=containers, force=st.booleans())
     def remove(self, container: Container, force: bool) -> None:
-        before = container.state
+        before = self.state_of(container)
         try:
             self.call(lambda: container.remove(force=force))
         except InvalidTransitionError:
             assert before is State.DELETED or (before in LIVE and not force)
             return
         assert before is not State.DELETED
-        assert State.DELETED == container.state
+        assert State.DELETED == self.state_of(container)
 
     # What a rule draws must not depend on the containers' states: with two
     # operations racing (the `concurrent` rule) a replayed example can end in
@@ -158,29 +168,49 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     @rule(container=containers)
     def exits_by_itself(self, container: Container) -> None:
-        if container.state is not State.RUNNING:
+        if self.state_of(container) is not State.RUNNING:
             return
         with self.fifos[container.id].open("w") as fifo:  # the child reads a line and exits 4
             fifo.write("go\n")
         self.call(self._wait_exit, container)
-        assert (State.STOPPED, 4) == (container.state, container.exit_code)
+        assert (State.STOPPED, 4) == (self.state_of(container), container.exit_code)
 
     @rule(container=containers)
     def killed_from_outside(self, container: Container) -> None:
-        if container.state not in LIVE:
+        if self.state_of(container) not in LIVE:
             return
         assert container.pid is not None
         os.kill(container.pid, signal.SIGKILL)
         self.call(self._wait_exit, container)
-        assert (State.STOPPED, 137) == (container.state, container.exit_code)
+        assert (State.STOPPED, 137) == (self.state_of(container), container.exit_code)
 
     @rule(container=containers)
     def stopped_and_continued_from_outside(self, container: Container) -> None:
-        if container.state is not State.RUNNING:
+        if self.state_of(container) is not State.RUNNING:
             return
         assert container.pid is not None
         os.killpg(container.pid, signal.SIGSTOP)
         os.killpg(container.pid, signal.SIGCONT)
+
+    @rule(container=containers)
+    def stopped_from_outside(self, container: Container) -> None:
+        """SIGSTOP from outside, left in place: once the group shows T it reads paused."""
+        if self.state_of(container) is not State.RUNNING:
+            return
+        pid = container.pid
+        assert pid is not None
+        os.killpg(pid, signal.SIGSTOP)
+        self.call(eventually, lambda: set(group_states(pid).values()) == {"T"})
+        assert State.PAUSED == self.state_of(container)
+
+    @rule(container=containers)
+    def continued_from_outside(self, container: Container) -> None:
+        """SIGCONT from outside to a paused group (paused by anyone): it reads running."""
+        if self.state_of(container) is not State.PAUSED:
+            return
+        assert container.pid is not None
+        os.killpg(container.pid, signal.SIGCONT)
+        assert State.RUNNING == self.state_of(container)
 
     @rule(
         container=containers,
@@ -207,7 +237,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
     def the_os_agrees(self) -> None:
         self.call(anyio.wait_all_tasks_blocked)
         for container in self.all:
-            state = container.state
+            state = self.state_of(container)
             if state is State.RUNNING:
                 assert container.pid is not None
                 assert proc_state(container.pid) in {"R", "S", "D"}, container
@@ -226,6 +256,8 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     @invariant()
     def events_walk_the_table(self) -> None:
+        # Read the states first: a read may commit a stop seen in /proc, with its event.
+        states = {container.id: self.state_of(container) for container in self.all}
         while True:
             try:
                 event = self.events.receive_nowait()
@@ -248,7 +280,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
                 state = event.to_state
                 if event.action == "die":
                     assert event.attributes["exitCode"].isdigit()
-            assert container.state == state, (container, self.walks.get(container.id))
+            assert states[container.id] == state, (container, self.walks.get(container.id))
 
 
 PROFILE = settings(

@@ -1,0 +1,158 @@
+"""Stops and resumes from outside the engine: a group stopped by anyone reads as paused, a
+paused group resumed by anyone reads as running, each with its event. Real processes, /proc,
+both backends."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from lifecycle import Container, Engine, Event, State, Subscription
+
+from .oshelpers import eventually, group_states, proc_state, wait_for_file
+
+pytestmark = pytest.mark.anyio
+
+
+def stopped(pid: int) -> bool:
+    return proc_state(pid) == "T"
+
+
+def whole_group_stopped(pgid: int) -> bool:
+    states = group_states(pgid)
+    return bool(states) and set(states.values()) == {"T"}
+
+
+@asynccontextmanager
+async def watched(
+    observe_interval: float | None, actions: Iterable[str] | None = None
+) -> AsyncIterator[tuple[Engine, Subscription]]:
+    """An engine and a subscription to its events."""
+    async with (
+        Engine(observe_interval=observe_interval) as engine,
+        engine.subscribe(actions=actions) as events,
+    ):
+        yield engine, events
+
+
+async def next_event(events: Subscription) -> Event:
+    with anyio.fail_after(5):
+        return await events.__anext__()
+
+
+async def started(engine: Engine, command: list[str]) -> tuple[Container, int]:
+    container = await engine.create(command)
+    await container.start()
+    assert container.pid is not None
+    return container, container.pid
+
+
+async def test_a_group_stopped_from_outside_reads_paused_and_unpauses() -> None:
+    """SIGSTOP to the group from outside: state is paused (pause event, external); unpause works."""
+    with anyio.fail_after(15):
+        async with watched(None, {"pause", "unpause"}) as (engine, events):
+            container, pid = await started(engine, ["sleep", "60"])
+            os.killpg(pid, signal.SIGSTOP)
+            await eventually(lambda: stopped(pid))
+            assert State.PAUSED == container.state
+            event = await next_event(events)
+            assert ("pause", State.RUNNING, State.PAUSED) == (
+                event.action,
+                event.from_state,
+                event.to_state,
+            )
+            assert "true" == event.attributes["external"]
+            await container.unpause()
+            assert proc_state(pid) in {"R", "S"}
+            assert State.RUNNING == container.state
+            event = await next_event(events)
+            assert ("unpause", None) == (event.action, event.attributes.get("external"))
+
+
+async def test_a_paused_group_resumed_from_outside_reads_running() -> None:
+    """SIGCONT from outside to a paused group: running again (unpause event, external)."""
+    with anyio.fail_after(15):
+        async with watched(None, {"pause", "unpause"}) as (engine, events):
+            container, pid = await started(engine, ["sleep", "60"])
+            await container.pause()
+            assert None is (await next_event(events)).attributes.get("external")
+            os.killpg(pid, signal.SIGCONT)
+            assert State.RUNNING == container.state
+            assert proc_state(pid) in {"R", "S"}
+            event = await next_event(events)
+            assert ("unpause", State.PAUSED, State.RUNNING, "true") == (
+                event.action,
+                event.from_state,
+                event.to_state,
+                event.attributes.get("external"),
+            )
+            await container.pause()  # and the engine can pause it again
+            assert whole_group_stopped(pid)
+
+
+async def test_the_engine_notices_when_nobody_reads_the_state() -> None:
+    """With observe_interval, subscribers hear of an outside stop and resume on their own."""
+    with anyio.fail_after(15):
+        async with watched(0.05, {"pause", "unpause"}) as (engine, events):
+            container, pid = await started(engine, ["sleep", "60"])
+            os.killpg(pid, signal.SIGSTOP)
+            event = await next_event(events)
+            assert ("pause", "true") == (event.action, event.attributes["external"])
+            assert stopped(pid)
+            os.killpg(pid, signal.SIGCONT)
+            event = await next_event(events)
+            assert ("unpause", "true") == (event.action, event.attributes["external"])
+            assert State.RUNNING == container.state
+
+
+async def test_an_operation_starts_from_what_the_os_says(tmp_path: Path) -> None:
+    """unpause() right after an outside SIGSTOP, with no read in between, is accepted."""
+    with anyio.fail_after(15):
+        async with watched(None) as (engine, events):
+            container, pid = await started(engine, ["sleep", "60"])
+            os.killpg(pid, signal.SIGSTOP)
+            await eventually(lambda: stopped(pid))
+            await container.unpause()
+            assert proc_state(pid) in {"R", "S"}
+            actions = [(await next_event(events)).action for _ in range(4)]
+            assert ["create", "start", "pause", "unpause"] == actions
+
+
+async def test_a_group_stopped_only_in_part_stays_running(tmp_path: Path) -> None:
+    """Paused means every process of the group is stopped: one running member keeps it running."""
+    ready = tmp_path / "ready"
+    command = ["sh", "-c", f"sleep 60 & a=$!; sleep 60 & echo $a $! > {ready}; wait"]
+    with anyio.fail_after(15):
+        async with Engine(observe_interval=None) as engine:
+            container, pid = await started(engine, command)
+            first, second = (int(word) for word in (await wait_for_file(ready)).split())
+            os.kill(pid, signal.SIGSTOP)
+            os.kill(first, signal.SIGSTOP)
+            await eventually(lambda: stopped(pid) and stopped(first))
+            assert State.RUNNING == container.state
+            os.kill(second, signal.SIGSTOP)
+            await eventually(lambda: stopped(second))
+            assert State.PAUSED == container.state
+            os.kill(first, signal.SIGCONT)
+            assert State.RUNNING == container.state
+            await container.stop(timeout=5)
+            assert (State.STOPPED, 143) == (container.state, container.exit_code)
+
+
+async def test_a_read_from_another_thread_commits_nothing() -> None:
+    """Off the event loop's thread, state is the last committed one; the loop's read commits."""
+    with anyio.fail_after(15):
+        async with Engine(observe_interval=None) as engine:
+            container, pid = await started(engine, ["sleep", "60"])
+            os.killpg(pid, signal.SIGSTOP)
+            await eventually(lambda: stopped(pid))
+            assert State.RUNNING == await anyio.to_thread.run_sync(lambda: container.state)
+            assert State.PAUSED == container.state
+            assert State.PAUSED == await anyio.to_thread.run_sync(lambda: container.state)
