@@ -522,20 +522,24 @@ class Container:
         scope = self._restart_scope = anyio.CancelScope()
         with scope:
             await anyio.sleep(delay)
-            async with self._operation(internal=True):
-                if not self._restart_pending or self._engine._closing:
-                    return
-                self._restart_pending = False
-                self._restart_scope = None
-                try:
-                    process = self._spawn()
-                except SpawnError:
-                    # Counts as another failed run (exit code 127/126 recorded).
-                    self._consider_restart(self.exit_code or 0, 0.0)
-                    self._notify()
-                    return
-                self.restart_count += 1
-                self._commit_spawned(Trigger.START, process, State.STOPPED)
+            with self._engine._start_in_flight():
+                await self._restart_by_policy()
+
+    async def _restart_by_policy(self) -> None:
+        async with self._operation(internal=True):
+            if not self._restart_pending or self._engine._closing:
+                return
+            self._restart_pending = False
+            self._restart_scope = None
+            try:
+                process = await self._spawn()
+            except SpawnError:
+                # Counts as another failed run (exit code 127/126 recorded).
+                self._consider_restart(self.exit_code or 0, 0.0)
+                self._notify()
+                return
+            self.restart_count += 1
+            self._commit_spawned(Trigger.START, process, State.STOPPED)
 
     def _reset_restart_policy(self) -> None:
         """A manual start or restart: the policy's count and backoff start over (moby: a
@@ -566,16 +570,23 @@ class Container:
         self._emit(action, source, self._model.state, {"external": "true"} if external else None)
         self._notify()
 
-    def _spawn(self) -> SupervisedProcess:
-        """Start the command; on failure record exit code and error and raise SpawnError."""
+    async def _spawn(self) -> SupervisedProcess:
+        """Start the command; on failure record exit code and error and raise SpawnError.
+
+        On the loop's thread when this is the only start in flight (the
+        cheapest way); in a worker thread when other starts are waiting, so
+        their forks overlap instead of queueing on the loop (see
+        ``SupervisedProcess.spawn``). Cancellation: the spawn completes.
+        """
+        engine = self._engine
         try:
-            environment = self._engine._environment(self._env, self._inherit_env)
-            process = SupervisedProcess.spawn(
+            process = await SupervisedProcess.spawn(
                 self.command,
-                env=environment,
+                env=engine._environment(self._env, self._inherit_env),
                 cwd=self._cwd,
                 inherit_stdin=self._inherit_stdin,
                 capture_output=self._capture,
+                in_thread=engine._starts_in_flight > 1,
             )
         except SpawnFailure as failure:
             self.exit_code = failure.exit_code
@@ -674,11 +685,13 @@ class Container:
         Cancellation: cancelled while waiting for another operation on this
         container, nothing happens; the spawn itself is never interrupted.
         """
-        async with self._operation():
-            if self._model.check(Trigger.START) is None:
-                return
-            self._reset_restart_policy()
-            self._commit_spawned(Trigger.START, self._spawn(), self._model.state)
+        with self._engine._start_in_flight():
+            async with self._operation():
+                if self._model.check(Trigger.START) is None:
+                    return
+                self._reset_restart_policy()
+                process = await self._spawn()
+                self._commit_spawned(Trigger.START, process, self._model.state)
 
     async def pause(self) -> None:
         """Stop every process of the group (SIGSTOP); return once ``/proc`` shows them stopped.
@@ -783,7 +796,8 @@ class Container:
                 # the committed transition is the table's running -> running.
                 await self._terminate(Trigger.STOP, self._stop_signal, timeout, move=False)
             try:
-                process = self._spawn()
+                with self._engine._start_in_flight():
+                    process = await self._spawn()
             except SpawnError:
                 if self._model.state in _LIVE:  # the old process is gone: say so
                     self._apply(Trigger.STOP)

@@ -21,8 +21,16 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, final
@@ -168,6 +176,9 @@ class Engine:
         self._observe_interval = check_interval(observe_interval, "observe_interval")
         self._observer = _ShieldedTasks()
         self._loop_thread: int | None = None
+        # start/restart calls between their entry and their spawn: with more
+        # than one, spawns go to worker threads (Container._spawn).
+        self._starts_in_flight = 0
         self._by_id: dict[str, Container] = {}
         self._by_name: dict[str, Container] = {}
         self._task_group: TaskGroup | None = None
@@ -260,6 +271,14 @@ class Engine:
             )
 
     # -- what containers ask of the engine -----------------------------------
+
+    @contextmanager
+    def _start_in_flight(self) -> Iterator[None]:
+        self._starts_in_flight += 1
+        try:
+            yield
+        finally:
+            self._starts_in_flight -= 1
 
     def _on_event_loop_thread(self) -> bool:
         return threading.get_ident() == self._loop_thread and not self._closed

@@ -20,7 +20,9 @@ Ordering that keeps signals safe (DESIGN.md, "Known traps"):
    its group remains.
 
 Everything here runs on the event loop thread, so "not yet reaped" cannot
-change between the check and the ``killpg`` that follows it.
+change between the check and the ``killpg`` that follows it. The one
+exception is the fork and exec itself (``_start_child``), which may run in a
+worker thread: until it returns, nobody else knows the process.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Final, final
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 
 from lifecycle import _procfs
 
@@ -117,6 +120,66 @@ def _spawn_failure(error: OSError, argv: Sequence[str], cwd: str | None) -> Spaw
     return SpawnFailure(f"cannot execute {executable!r}: {reason.lower()}", code)
 
 
+def _start_child(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None,
+    cwd: str | None,
+    inherit_stdin: bool,
+    capture_output: bool,
+) -> tuple[subprocess.Popen[bytes], int, tuple[int, int] | None]:
+    """Fork and exec ``argv``; return the Popen, its pidfd and the output pipes' read ends.
+
+    Touches nothing shared, so any thread may call it. The pipes are created
+    close-on-exec, so a child spawned meanwhile by another thread inherits
+    none of them.
+    """
+    if cwd is not None and not os.path.isdir(cwd):
+        reason = "not a directory" if os.path.exists(cwd) else "no such directory"
+        raise SpawnFailure(f"working directory {cwd!r}: {reason}", 127)
+    pipes: list[tuple[int, int]] = []
+    try:
+        if capture_output:
+            pipes.append(os.pipe2(os.O_CLOEXEC))
+            pipes.append(os.pipe2(os.O_CLOEXEC))
+    except OSError as error:
+        for read_end, write_end in pipes:
+            os.close(read_end)
+            os.close(write_end)
+        raise _resource_failure(error, "creating the output pipes") from None
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            stdin=None if inherit_stdin else subprocess.DEVNULL,
+            stdout=pipes[0][1] if pipes else None,
+            stderr=pipes[1][1] if pipes else None,
+            start_new_session=True,  # own session and process group: setsid()
+            close_fds=True,
+            restore_signals=True,
+        )
+    except OSError as error:
+        for read_end, _ in pipes:
+            os.close(read_end)
+        raise _spawn_failure(error, argv, cwd) from None
+    finally:
+        for _, write_end in pipes:  # the child has its copies; EOF comes when it exits
+            os.close(write_end)
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except OSError as error:
+        # Out of descriptors, or no pidfd at all (kernel < 5.3): we cannot
+        # supervise it safely, so it must not outlive this call.
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+        for read_end, _ in pipes:
+            os.close(read_end)
+        if error.errno in _RESOURCE_ERRNOS:
+            raise _resource_failure(error, "opening a pidfd") from None
+        raise
+    return popen, pidfd, (pipes[0][0], pipes[1][0]) if pipes else None
+
+
 @final
 class SupervisedProcess:
     """A child in its own session and process group, observed through a pidfd.
@@ -165,7 +228,7 @@ class SupervisedProcess:
         return f"<SupervisedProcess {self.pid} running>"
 
     @classmethod
-    def spawn(
+    async def spawn(
         cls,
         argv: Sequence[str],
         *,
@@ -173,6 +236,7 @@ class SupervisedProcess:
         cwd: str | None,
         inherit_stdin: bool = False,
         capture_output: bool = False,
+        in_thread: bool = False,
     ) -> SupervisedProcess:
         """Start ``argv`` (no shell) in a new session; return once it has exec'd.
 
@@ -182,54 +246,25 @@ class SupervisedProcess:
 
         Raises ``SpawnFailure`` (127 not found, 126 not executable, 125 when
         this process is out of descriptors, memory or processes) when the
-        start fails; nothing is left running or open then. Synchronous: fork and exec
-        take well under a millisecond, less than a hop to a worker thread.
+        start fails; nothing is left running or open then.
+
+        Without ``in_thread`` it forks on the calling (event loop) thread and
+        never yields: a few hundred microseconds on an idle machine, less than
+        a hop to a worker thread. But the parent of a fork waits until its
+        child has exec'd (CPython uses vfork), and on a busy machine that
+        grows to milliseconds during which no other task runs; ``in_thread``
+        forks in a worker thread instead, so several spawns overlap (trio's
+        own ``open_process`` always does). Cancellation: shielded -- the spawn
+        completes and the process is returned; the caller sees the
+        cancellation at its next checkpoint.
         """
-        if cwd is not None and not os.path.isdir(cwd):
-            reason = "not a directory" if os.path.exists(cwd) else "no such directory"
-            raise SpawnFailure(f"working directory {cwd!r}: {reason}", 127)
-        pipes: list[tuple[int, int]] = []
-        try:
-            if capture_output:
-                pipes.append(os.pipe2(os.O_CLOEXEC))
-                pipes.append(os.pipe2(os.O_CLOEXEC))
-        except OSError as error:
-            for read_end, write_end in pipes:
-                os.close(read_end)
-                os.close(write_end)
-            raise _resource_failure(error, "creating the output pipes") from None
-        try:
-            popen = subprocess.Popen(
-                list(argv),
-                env=None if env is None else dict(env),
-                cwd=cwd,
-                stdin=None if inherit_stdin else subprocess.DEVNULL,
-                stdout=pipes[0][1] if pipes else None,
-                stderr=pipes[1][1] if pipes else None,
-                start_new_session=True,  # own session and process group: setsid()
-                close_fds=True,
-                restore_signals=True,
+        if not in_thread:
+            return cls(*_start_child(argv, env, cwd, inherit_stdin, capture_output))
+        with anyio.CancelScope(shield=True):
+            child = await anyio.to_thread.run_sync(
+                _start_child, argv, env, cwd, inherit_stdin, capture_output
             )
-        except OSError as error:
-            for read_end, _ in pipes:
-                os.close(read_end)
-            raise _spawn_failure(error, argv, cwd) from None
-        finally:
-            for _, write_end in pipes:  # the child has its copies; EOF comes when it exits
-                os.close(write_end)
-        try:
-            pidfd = os.pidfd_open(popen.pid)
-        except OSError as error:
-            # Out of descriptors, or no pidfd at all (kernel < 5.3): we cannot
-            # supervise it safely, so it must not outlive this call.
-            os.killpg(popen.pid, signal.SIGKILL)
-            popen.wait()
-            for read_end, _ in pipes:
-                os.close(read_end)
-            if error.errno in _RESOURCE_ERRNOS:
-                raise _resource_failure(error, "opening a pidfd") from None
-            raise
-        return cls(popen, pidfd, (pipes[0][0], pipes[1][0]) if pipes else None)
+        return cls(*child)
 
     @property
     def exited(self) -> bool:
