@@ -2,11 +2,12 @@
 
 A few containers walk through all sixteen transitions (plus ``create``):
 pause confirmed in /proc, a cooperative stop, a process that ignores SIGTERM
-and is escalated to SIGKILL, one that exits by itself, one killed from
-outside while paused, a forced remove. An async subscriber prints the event
-stream on stdout; the structured log (stderr) shows each transition. After
-each step, a picture of that container's live graph goes into the output
-folder, and the fleet graph at the end.
+and is escalated to SIGKILL, one that exits by itself, one stopped and
+resumed from outside, then killed from outside while paused, a forced
+remove. An async subscriber prints the event stream on stdout; the
+structured log (stderr) shows each transition. After each step, a picture
+of that container's live graph goes into the output folder, and the fleet
+graph at the end.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lifecycle._container import Container
 from lifecycle._engine import Engine
 from lifecycle._events import Event
 from lifecycle._files import write_atomically
+from lifecycle._process import poll_until
 from lifecycle._procfs import read_stat
 from lifecycle._render import render_async
 
@@ -82,6 +84,38 @@ async def _print_events(engine: Engine, started: anyio.Event) -> None:
             print(f"   event: {event.action:<8} {event.name}{change} {attributes}".rstrip())
 
 
+async def _from_outside(tour: _Tour) -> None:
+    """Signals the engine did not send: it follows /proc (stopped -> paused, and back)."""
+    frozen = await tour.engine.create(["sleep", "600"], name="frozen")
+    await tour.do(frozen, "start", frozen.start)
+    pid = frozen.pid
+
+    def report() -> None:
+        print(f"   /proc/{pid}/stat says {_proc_state(pid)!r}; the engine reads {frozen.state}")
+
+    async def stop_from_outside() -> None:
+        if pid is not None:
+            os.killpg(pid, signal.SIGSTOP)  # lands asynchronously: wait for T
+            await poll_until(lambda: _proc_state(pid) == "T", timeout=5)
+        report()
+
+    async def continue_from_outside() -> None:
+        if pid is not None:
+            os.killpg(pid, signal.SIGCONT)
+        report()
+
+    await tour.do(frozen, "pause (kill -STOP from outside)", stop_from_outside)
+    await tour.do(frozen, "unpause (kill -CONT from outside)", continue_from_outside)
+    await tour.do(frozen, "pause", frozen.pause)
+
+    async def kill_from_outside() -> None:
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        await frozen.wait()
+
+    await tour.do(frozen, "die (kill -9 from outside while paused)", kill_from_outside)
+
+
 async def _tour(tour: _Tour) -> None:
     engine = tour.engine
     web = await engine.create(["sleep", "600"], name="web", stop_timeout=5)
@@ -127,17 +161,7 @@ async def _tour(tour: _Tour) -> None:
     await tour.do(job, "start (exits 3 by itself)", job.start)
     await tour.do(job, "wait for its die", job.wait)
 
-    frozen = await engine.create(["sleep", "600"], name="frozen")
-    await tour.do(frozen, "start", frozen.start)
-    await tour.do(frozen, "pause", frozen.pause)
-    pid = frozen.pid
-
-    async def kill_from_outside() -> None:
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-        await frozen.wait()
-
-    await tour.do(frozen, "die (kill -9 from outside while paused)", kill_from_outside)
+    await _from_outside(tour)
 
     draft = await engine.create(["sleep", "600"], name="draft")
     await tour.do(draft, "remove (never started)", draft.remove)
