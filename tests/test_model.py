@@ -111,12 +111,16 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     # -- rules -----------------------------------------------------------------------------
 
-    @rule(target=containers)
-    def create(self) -> Container:
+    @rule(target=containers, forks=st.booleans())
+    def create(self, forks: bool) -> Container:
+        """A shell that exits 4 once a line arrives on its fifo; with ``forks`` it has a
+        second member in its group (a background sleep) that must be stopped with it,
+        paused with it and gone with it."""
         fifo = self.scratch / f"fifo{len(self.all)}"
         os.mkfifo(fifo)
+        background = "sleep 600 & " if forks else ""
         container: Container = self.call(
-            self.engine.create, ["sh", "-c", f"read line < {fifo}; exit 4"]
+            self.engine.create, ["sh", "-c", f"{background}read line < {fifo}; exit 4"]
         )  # type: ignore[assignment]
         self.fifos[container.id] = fifo
         self.all.append(container)
