@@ -113,14 +113,15 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     @rule(target=containers, forks=st.booleans())
     def create(self, forks: bool) -> Container:
-        """A shell that exits 4 once a line arrives on its fifo; with ``forks`` it has a
+        """A shell that echoes a line from its fifo and exits 4; with ``forks`` it has a
         second member in its group (a background sleep) that must be stopped with it,
         paused with it and gone with it."""
         fifo = self.scratch / f"fifo{len(self.all)}"
         os.mkfifo(fifo)
         background = "sleep 600 & " if forks else ""
         container: Container = self.call(
-            self.engine.create, ["sh", "-c", f"{background}read line < {fifo}; exit 4"]
+            self.engine.create,
+            ["sh", "-c", f'{background}read line < {fifo}; echo "got $line"; exit 4'],
         )  # type: ignore[assignment]
         self.fifos[container.id] = fifo
         self.all.append(container)
@@ -174,10 +175,14 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
     def exits_by_itself(self, container: Container) -> None:
         if self.state_of(container) is not State.RUNNING:
             return
-        with self.fifos[container.id].open("w") as fifo:  # the child reads a line and exits 4
-            fifo.write("go\n")
+        token = f"go-{container.pid}"
+        with self.fifos[container.id].open("w") as fifo:  # the child echoes it and exits 4
+            fifo.write(f"{token}\n")
         self.call(self._wait_exit, container)
         assert (State.STOPPED, 4) == (self.state_of(container), container.exit_code)
+        # Written just before the exit, captured before the die was announced.
+        lines = self.call(container.logs)
+        assert f"got {token}" in [line.text for line in lines], lines  # type: ignore[attr-defined]
 
     @rule(container=containers)
     def killed_from_outside(self, container: Container) -> None:
