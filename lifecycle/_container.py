@@ -4,12 +4,15 @@ Every operation follows the same three steps (DESIGN.md, "Layers"):
 
 1. take the container's lock (operations on one container run one at a
    time, in call order) and *reconcile*: if the process has exited and been
-   reaped but nobody has committed that yet, commit ``die`` first; if its
-   group was stopped or resumed from outside the engine, commit ``pause`` or
-   ``unpause``; so every operation starts from what the OS says;
+   reaped but nobody has committed that yet, commit ``die`` first, so every
+   operation starts from what the OS says;
 2. check the trigger against the table (``InvalidTransitionError`` or a
    Docker no-op, nothing changed) and await the side effect (spawn, signal,
-   wait);
+   wait). Before refusing, look whether the group was stopped or resumed
+   from outside the engine (commit ``pause`` or ``unpause``) and check
+   again: ``unpause`` of a group someone else stopped is accepted. Only
+   refusals pay for that look; the side effects already cope with a group
+   stopped from outside (``stop`` sends SIGCONT after the stop signal);
 3. commit the transition with one synchronous call.
 
 Cancellation follows trio's ``run_process``: an operation whose caller is
@@ -35,6 +38,7 @@ from lifecycle._diagram import lifecycle_graph
 from lifecycle._errors import (
     ContainerNotFoundError,
     InvalidArgumentError,
+    InvalidTransitionError,
     PauseTimeoutError,
     SpawnError,
 )
@@ -114,7 +118,6 @@ class _Operation:
                 # Queued before a shutdown began: must not start anything now.
                 container._engine._check_open()
             container._reconcile()
-            container._reconcile_stop_state()
         except BaseException:
             container._lock.release()
             raise
@@ -403,12 +406,21 @@ class Container:
         if process is not None and process.exited and self._model.state in _LIVE:
             self._commit_exit(Trigger.DIE, process)
 
+    def _check(self, trigger: Trigger) -> State | None:
+        """``StateModel.check``, after a look at ``/proc`` when the table refuses (see above)."""
+        try:
+            return self._model.check(trigger)
+        except InvalidTransitionError:
+            if not self._reconcile_stop_state():
+                raise
+        return self._model.check(trigger)
+
     def _observe(self) -> None:
         """Reconcile with a stop or resume from outside, if nothing else may be moving it."""
         if not self._lock.locked() and self._engine._on_event_loop_thread():
             self._reconcile_stop_state()
 
-    def _reconcile_stop_state(self) -> None:
+    def _reconcile_stop_state(self) -> bool:
         """Commit running <-> paused when ``/proc`` says the group was stopped or resumed.
 
         ``paused`` means what ``pause()`` makes true: every process of the group
@@ -419,18 +431,22 @@ class Container:
         stays running. Only call it with the lock held or free (no operation
         in flight) and on the event loop's thread: the process is then
         unreaped for the whole look, so its PID cannot belong to anyone else.
+        Returns whether it committed a change.
         """
         process = self._process
         state = self._model.state
         if process is None or state not in _LIVE:
-            return
+            return False
         stopped = process.group_stopped_now()
         if stopped is None:  # it exited: its die is being committed
-            return
+            return False
         if stopped and state is State.RUNNING:
             self._commit(Trigger.PAUSE, "pause", external=True)
-        elif not stopped and state is State.PAUSED:
+            return True
+        if not stopped and state is State.PAUSED:
             self._commit(Trigger.UNPAUSE, "unpause", external=True)
+            return True
+        return False
 
     def _apply(self, trigger: Trigger) -> None:
         """Move the state model (never a no-op here) and count the edge for the fleet graph."""
@@ -687,7 +703,7 @@ class Container:
         """
         with self._engine._start_in_flight():
             async with self._operation():
-                if self._model.check(Trigger.START) is None:
+                if self._check(Trigger.START) is None:
                     return
                 self._reset_restart_policy()
                 process = await self._spawn()
@@ -701,7 +717,7 @@ class Container:
         container stays running.
         """
         async with self._operation():
-            self._model.check(Trigger.PAUSE)
+            self._check(Trigger.PAUSE)
             process = self._process
             if process is None:  # pragma: no cover -- running implies a process
                 raise RuntimeError(f"{self!r} is running without a process")
@@ -725,7 +741,7 @@ class Container:
     async def unpause(self) -> None:
         """Resume the group (SIGCONT, which takes effect at once). Cancellation: atomic."""
         async with self._operation():
-            self._model.check(Trigger.UNPAUSE)
+            self._check(Trigger.UNPAUSE)
             if self._process is not None:
                 self._process.signal_group(signal.SIGCONT)
             self._commit(Trigger.UNPAUSE, "unpause")
@@ -743,7 +759,7 @@ class Container:
         async with self._operation():
             self._manually_stopped = True
             self._cancel_pending_restart()
-            if self._model.check(Trigger.STOP) is None:
+            if self._check(Trigger.STOP) is None:
                 return
             await self._terminate(Trigger.STOP, self._stop_signal, timeout)
 
@@ -766,7 +782,7 @@ class Container:
                 if self._restart_pending:
                     self._cancel_pending_restart()
                     return
-            self._model.check(Trigger.KILL)
+            self._check(Trigger.KILL)
             process = self._process
             if process is None:  # pragma: no cover -- running implies a process
                 raise RuntimeError(f"{self!r} is live without a process")
@@ -788,7 +804,7 @@ class Container:
         """
         timeout = self._stop_timeout if timeout is None else check_timeout(timeout)
         async with self._operation():
-            self._model.check(Trigger.RESTART)
+            self._check(Trigger.RESTART)
             self._reset_restart_policy()
             source = self._model.state
             if source in _LIVE:
@@ -820,7 +836,7 @@ class Container:
             self._cancel_pending_restart()
             if force and self._model.state in _LIVE:
                 await self._terminate(Trigger.KILL, signal.SIGKILL, 0.0)
-            self._model.check(Trigger.REMOVE)
+            self._check(Trigger.REMOVE)
             self._engine._forget(self)
             self._commit(Trigger.REMOVE, "destroy")
 
