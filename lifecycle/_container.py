@@ -699,7 +699,9 @@ class Container:
         Raises ``SpawnError`` (exit code 127 or 126, recorded on the
         container, state unchanged) if the command cannot be executed.
         Cancellation: cancelled while waiting for another operation on this
-        container, nothing happens; the spawn itself is never interrupted.
+        container, nothing happens; the spawn itself is never interrupted (a
+        cancellation that arrives during it is delivered once the container
+        runs, at the caller's next checkpoint).
         """
         with self._engine._start_in_flight():
             async with self._operation():
