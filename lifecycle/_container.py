@@ -589,10 +589,10 @@ class Container:
     async def _spawn(self) -> SupervisedProcess:
         """Start the command; on failure record exit code and error and raise SpawnError.
 
-        On the loop's thread when this is the only start in flight (the
-        cheapest way); in a worker thread when other starts are waiting, so
-        their forks overlap instead of queueing on the loop (see
-        ``SupervisedProcess.spawn``). Cancellation: the spawn completes.
+        On the loop's thread (the cheapest way), unless the machine is busy
+        and other starts are waiting: then in a worker thread, so their forks
+        overlap instead of queueing on the loop (``Engine._spawn_in_thread``).
+        Cancellation: the spawn completes.
         """
         engine = self._engine
         try:
@@ -602,7 +602,7 @@ class Container:
                 cwd=self._cwd,
                 inherit_stdin=self._inherit_stdin,
                 capture_output=self._capture,
-                in_thread=engine._starts_in_flight > 1,
+                in_thread=engine._spawn_in_thread(),
             )
         except SpawnFailure as failure:
             self.exit_code = failure.exit_code
@@ -614,7 +614,8 @@ class Container:
                 container_id=self.id,
                 name=self.name,
             ) from None
-        self._engine._supervise(self, process)
+        engine._note_spawn(process.spawn_seconds)
+        engine._supervise(self, process)
         return process
 
     def _commit_spawned(

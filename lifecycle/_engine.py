@@ -88,6 +88,11 @@ SHUTDOWN_GRACE: Final = 5.0
 # signal from its owner, so the engine looks. Precedent: Kubernetes' PLEG
 # relists containers every 1 s for the changes nobody reports to it.
 DEFAULT_OBSERVE_INTERVAL: Final = 1.0
+# A fork and exec slower than this means a busy machine (about 0.3 ms when
+# idle, 2-12 ms beside a CPU-bound process on 2 cores); see _spawn_in_thread.
+SLOW_SPAWN: Final = 0.001
+# Weight of the latest spawn in the running average of spawn times.
+SPAWN_AVERAGE_WEIGHT: Final = 0.25
 
 
 class _ShieldedTasks:
@@ -176,9 +181,10 @@ class Engine:
         self._observe_interval = check_interval(observe_interval, "observe_interval")
         self._observer = _ShieldedTasks()
         self._loop_thread: int | None = None
-        # start/restart calls between their entry and their spawn: with more
-        # than one, spawns go to worker threads (Container._spawn).
+        # start/restart calls between their entry and their spawn, and how
+        # long recent forks took (an average): see _spawn_in_thread.
         self._starts_in_flight = 0
+        self._spawn_seconds = 0.0
         self._by_id: dict[str, Container] = {}
         self._by_name: dict[str, Container] = {}
         self._task_group: TaskGroup | None = None
@@ -279,6 +285,21 @@ class Engine:
             yield
         finally:
             self._starts_in_flight -= 1
+
+    def _spawn_in_thread(self) -> bool:
+        """Whether the next spawn should fork in a worker thread (SupervisedProcess.spawn).
+
+        Only when the machine is busy (recent forks were slow) and other starts
+        are waiting. Measured on 2 cores (benchmarks/suite.py): with one
+        CPU-bound process beside it, 50 concurrent cycles on trio ran at 0.26x
+        raw with every fork on the loop and 1.0x with forks in threads; on an
+        idle machine threads gained nothing and stopping a fleet of 1,000
+        took 1.4x as long, for reasons not understood yet.
+        """
+        return self._starts_in_flight > 1 and self._spawn_seconds > SLOW_SPAWN
+
+    def _note_spawn(self, seconds: float) -> None:
+        self._spawn_seconds += (seconds - self._spawn_seconds) * SPAWN_AVERAGE_WEIGHT
 
     def _on_event_loop_thread(self) -> bool:
         return threading.get_ident() == self._loop_thread and not self._closed

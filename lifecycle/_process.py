@@ -32,6 +32,7 @@ import os
 import select
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final, final
 
@@ -126,8 +127,9 @@ def _start_child(
     cwd: str | None,
     inherit_stdin: bool,
     capture_output: bool,
-) -> tuple[subprocess.Popen[bytes], int, tuple[int, int] | None]:
-    """Fork and exec ``argv``; return the Popen, its pidfd and the output pipes' read ends.
+) -> tuple[subprocess.Popen[bytes], int, tuple[int, int] | None, float]:
+    """Fork and exec ``argv``: the Popen, its pidfd, the output pipes' read ends, and
+    how many seconds the fork and exec took (the parent waits for the exec).
 
     Touches nothing shared, so any thread may call it. The pipes are created
     close-on-exec, so a child spawned meanwhile by another thread inherits
@@ -146,6 +148,7 @@ def _start_child(
             os.close(read_end)
             os.close(write_end)
         raise _resource_failure(error, "creating the output pipes") from None
+    started = time.perf_counter()
     try:
         popen = subprocess.Popen(
             list(argv),
@@ -177,7 +180,8 @@ def _start_child(
         if error.errno in _RESOURCE_ERRNOS:
             raise _resource_failure(error, "opening a pidfd") from None
         raise
-    return popen, pidfd, (pipes[0][0], pipes[1][0]) if pipes else None
+    took = time.perf_counter() - started
+    return popen, pidfd, (pipes[0][0], pipes[1][0]) if pipes else None, took
 
 
 @final
@@ -200,12 +204,19 @@ class SupervisedProcess:
         "exit_code",
         "output_fds",
         "pid",
+        "spawn_seconds",
     )
 
     def __init__(
-        self, popen: subprocess.Popen[bytes], pidfd: int, output_fds: tuple[int, int] | None
+        self,
+        popen: subprocess.Popen[bytes],
+        pidfd: int,
+        output_fds: tuple[int, int] | None,
+        spawn_seconds: float,
     ) -> None:
         self._popen = popen
+        # How long the fork and exec took: the engine's measure of how busy the machine is.
+        self.spawn_seconds = spawn_seconds
         self._pidfd: int | None = pidfd
         self._reaped = False
         self._exited = anyio.Event()

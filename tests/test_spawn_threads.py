@@ -1,5 +1,6 @@
-"""Concurrent starts fork in worker threads: they overlap, leak no descriptor into each other's
-children, and a cancellation during a threaded spawn still ends in a true state."""
+"""On a busy machine concurrent starts fork in worker threads: they overlap, leak no descriptor
+into each other's children, and a cancellation during a threaded spawn still ends in a true
+state. On an idle machine, or one start at a time, forks stay on the loop thread."""
 
 from __future__ import annotations
 
@@ -19,77 +20,99 @@ from .oshelpers import proc_state
 pytestmark = pytest.mark.anyio
 
 
+class Spawns:
+    """Wraps the real fork-and-exec: records the thread each ran on, and can report it as
+    slower than it was (a busy machine, as the engine measures it) or hold it."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+        self.extra_seconds = 0.0
+        self.inside = threading.Semaphore(0)
+        self.release: threading.Event | None = None
+
+    def wrap(self, real: Any) -> Any:
+        def start_child(*args: Any) -> Any:
+            self.threads.append(threading.get_ident())
+            if self.release is not None:
+                self.inside.release()
+                if not self.release.wait(10):
+                    raise AssertionError("never released")
+            popen, pidfd, outputs, took = real(*args)
+            return popen, pidfd, outputs, took + self.extra_seconds
+
+        return start_child
+
+
 @pytest.fixture
-def spawning_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The thread each fork and exec ran on (the real _start_child, wrapped)."""
-    threads: list[int] = []
-    real = _process._start_child
+def spawns(monkeypatch: pytest.MonkeyPatch) -> Spawns:
+    recorder = Spawns()
+    monkeypatch.setattr(_process, "_start_child", recorder.wrap(_process._start_child))
+    return recorder
 
-    def recorded(*args: Any) -> Any:
-        threads.append(threading.get_ident())
-        return real(*args)
 
-    monkeypatch.setattr(_process, "_start_child", recorded)
-    return threads
+async def make_busy(engine: Engine, spawns: Spawns) -> None:
+    """Two sequential starts that look slow (3 ms each): the engine now thinks it is busy."""
+    spawns.extra_seconds = 0.003
+    for _ in range(2):
+        await (await engine.create(["sleep", "60"])).start()
+    spawns.threads.clear()
+
+
+async def start_all(containers: list[Container]) -> None:
+    async with anyio.create_task_group() as group:
+        for container in containers:
+            group.start_soon(container.start)
 
 
 def open_descriptors(pid: int) -> set[int]:
     return {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")}
 
 
-async def test_a_lone_start_forks_on_the_loop_thread(spawning_threads: list[int]) -> None:
-    """One start at a time: no thread hop (the cheapest way on an idle loop)."""
+async def test_a_lone_start_forks_on_the_loop_thread(spawns: Spawns) -> None:
+    """One start at a time, even on a busy machine: no thread hop."""
     with anyio.fail_after(10):
         async with Engine() as engine:
+            await make_busy(engine, spawns)
             for _ in range(3):
                 container = await engine.create(["sleep", "60"])
                 await container.start()
-            assert [threading.get_ident()] * 3 == spawning_threads
+            assert [threading.get_ident()] * 3 == spawns.threads
 
 
-async def test_concurrent_starts_fork_in_worker_threads(spawning_threads: list[int]) -> None:
-    """30 starts at once: forks leave the loop thread; every child runs with only 0, 1, 2 open."""
-    containers: list[Container] = []
+async def test_concurrent_starts_on_an_idle_machine_fork_on_the_loop_thread(
+    spawns: Spawns,
+) -> None:
+    """Fast forks (well under 1 ms): concurrent starts stay on the loop thread too."""
     with anyio.fail_after(20):
         async with Engine() as engine:
-            for _ in range(30):
-                containers.append(await engine.create(["sleep", "60"]))
-            async with anyio.create_task_group() as group:
-                for container in containers:
-                    group.start_soon(container.start)
+            spawns.extra_seconds = -1.0  # whatever the machine's load, forks look fast
+            await start_all([await engine.create(["sleep", "60"]) for _ in range(10)])
+            assert [threading.get_ident()] * 10 == spawns.threads
+
+
+async def test_concurrent_starts_on_a_busy_machine_fork_in_worker_threads(
+    spawns: Spawns,
+) -> None:
+    """30 starts at once when forks are slow: they leave the loop thread; every child runs
+    with only 0, 1, 2 open (the other spawns' pipes are close-on-exec)."""
+    with anyio.fail_after(20):
+        async with Engine() as engine:
+            await make_busy(engine, spawns)
+            containers = [await engine.create(["sleep", "60"]) for _ in range(30)]
+            await start_all(containers)
             loop_thread = threading.get_ident()
-            assert 30 == len(spawning_threads)
-            assert any(thread != loop_thread for thread in spawning_threads)
-            pids = {container.pid for container in containers}
-            assert 30 == len(pids)
+            assert 30 == len(spawns.threads)
+            assert any(thread != loop_thread for thread in spawns.threads)
+            assert 30 == len({container.pid for container in containers})
             for container in containers:
                 assert container.pid is not None
                 assert State.RUNNING == container.state
                 assert proc_state(container.pid) in {"R", "S", "D"}
-                # The output pipes of the other 29 spawns (made close-on-exec) never
-                # reach this child, whichever thread forked it.
                 assert {0, 1, 2} == open_descriptors(container.pid)
 
 
-async def test_cancelled_during_threaded_spawns(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cancelled_during_threaded_spawns(spawns: Spawns) -> None:
     """Both forks complete and are committed; the cancellation then goes through; nothing leaks."""
-    release = threading.Event()
-    inside = threading.Semaphore(0)
-    real = _process._start_child
-
-    def held(*args: Any) -> Any:
-        inside.release()
-        if not release.wait(10):
-            raise AssertionError("never released")
-        return real(*args)
-
-    monkeypatch.setattr(_process, "_start_child", held)
-
-    def both_inside() -> None:
-        for _ in range(2):
-            if not inside.acquire(timeout=10):
-                raise AssertionError("the spawns did not both reach a worker thread")
-
     started: list[Container] = []
     went_on: list[Container] = []
 
@@ -99,8 +122,15 @@ async def test_cancelled_during_threaded_spawns(monkeypatch: pytest.MonkeyPatch)
         await anyio.lowlevel.checkpoint()  # where the cancellation is delivered
         went_on.append(container)
 
+    def both_inside() -> None:
+        for _ in range(2):
+            if not spawns.inside.acquire(timeout=10):
+                raise AssertionError("the spawns did not both reach a worker thread")
+
     with anyio.fail_after(20):
         async with Engine() as engine:
+            await make_busy(engine, spawns)
+            release = spawns.release = threading.Event()
             containers = [await engine.create(["sleep", "60"]) for _ in range(2)]
             with anyio.CancelScope() as scope:
                 async with anyio.create_task_group() as group:
