@@ -12,8 +12,10 @@ import contextlib
 import os
 import signal
 import tempfile
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NamedTuple
 
 import anyio
 import anyio.from_thread
@@ -47,6 +49,14 @@ LIVE = {State.RUNNING, State.PAUSED}
 # Exit codes the test can predict: sh blocked reading a fifo handles no signal.
 EXIT_BY_SIGNAL = {signal.SIGKILL: 137, signal.SIGTERM: 143, signal.SIGHUP: 129}
 ACTION_TO_TRIGGER = {"destroy": Trigger.REMOVE}
+
+
+class Before(NamedTuple):
+    """What held just before an operation began."""
+
+    state: State
+    restarting: bool
+    pid: int | None
 
 
 class LifecycleAgainstTheOS(RuleBasedStateMachine):
@@ -91,38 +101,83 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
         if container.pid is not None:
             self.groups.setdefault(container.id, set()).add(container.pid)
 
-    def attempt(self, container: Container, trigger: Trigger, operation: object) -> bool:
-        """Run an operation; it must succeed exactly when the table (or a no-op) allows it."""
-        before = self.state_of(container)
-        legal = trigger in TRANSITIONS[before] or trigger in NO_OPS.get(before, ())
-        try:
-            self.call(operation)
-        except InvalidTransitionError:
+    def attempt(
+        self,
+        container: Container,
+        trigger: Trigger,
+        operation: Callable[[], Awaitable[object]],
+        *,
+        cancels_a_restart: bool = False,
+    ) -> Before | None:
+        """Run an operation; it must succeed exactly when the table (or a no-op) allows it.
+
+        The state is read and the operation begun in one go on the event loop, once no
+        policy restart is under way (one can move a container at any await), and so is
+        the read after a refusal. ``cancels_a_restart``: the operation is also accepted on
+        a stopped container with a restart pending, which it cancels (moby counts a
+        restarting container as running for stop, kill and rm). Returns what held
+        before if the operation was accepted, else None.
+        """
+
+        async def begin() -> tuple[Before, State | None]:
+            await anyio.wait_all_tasks_blocked()
+            # A policy restart may hold the lock (forking in a thread): wait it out. No
+            # checkpoint between the last look and the operation taking the lock.
+            await eventually(lambda: not container._lock.locked())
+            before = Before(container.state, container.restarting, container.pid)
+            try:
+                await operation()
+            except InvalidTransitionError:
+                return before, container.state
+            return before, None
+
+        before, after_refusal = self.call(begin)  # type: ignore[misc]
+        legal = trigger in TRANSITIONS[before.state] or trigger in NO_OPS.get(before.state, ())
+        legal = legal or (cancels_a_restart and before.restarting)
+        if after_refusal is not None:
             assert not legal, f"{trigger} refused from {before}"
-            assert before == self.state_of(container)
-            return False
+            assert before.state == after_refusal
+            return None
         assert legal or trigger is Trigger.REMOVE, f"{trigger} accepted from {before}"
         self.remember_group(container)
-        return True
+        return before
 
     async def _wait_exit(self, container: Container) -> None:
         with anyio.fail_after(10):
             await container.wait()
 
+    async def _wait_gone(self, container: Container, pid: int) -> None:
+        """Until the exit of process ``pid`` is committed (a policy may start a new one)."""
+        await eventually(lambda: container.pid != pid)
+
+    def ended_unasked(self, container: Container, pid: int, exit_code: int) -> None:
+        """After an exit nobody asked the engine for: committed with its code; the restart
+        policy may bring the container back."""
+        self.call(self._wait_gone, container, pid)
+        state = self.state_of(container)
+        if container.restart_policy.name == "no":
+            assert State.STOPPED == state
+        else:
+            assert state in {State.STOPPED, State.RUNNING}
+        assert exit_code == container.exit_code
+
     # -- rules -----------------------------------------------------------------------------
 
-    @rule(target=containers, forks=st.booleans())
-    def create(self, forks: bool) -> Container:
+    @rule(
+        target=containers,
+        forks=st.booleans(),
+        policy=st.sampled_from(["no", "no", "on-failure:2", "always"]),
+    )
+    def create(self, forks: bool, policy: str) -> Container:
         """A shell that echoes a line from its fifo and exits 4; with ``forks`` it has a
         second member in its group (a background sleep) that must be stopped with it,
-        paused with it and gone with it."""
+        paused with it and gone with it. A restart policy brings it back after an exit
+        nobody asked for (100 ms later, then 200 ms...), racing the next rules."""
         fifo = self.scratch / f"fifo{len(self.all)}"
         os.mkfifo(fifo)
         background = "sleep 600 & " if forks else ""
-        container: Container = self.call(
-            self.engine.create,
-            ["sh", "-c", f'{background}read line < {fifo}; echo "got $line"; exit 4'],
-        )  # type: ignore[assignment]
+        command = ["sh", "-c", f'{background}read line < {fifo}; echo "got $line"; exit 4']
+        container: Container = self.call(lambda: self.engine.create(command, restart=policy))  # type: ignore[assignment]
         self.fifos[container.id] = fifo
         self.all.append(container)
         return container
@@ -141,15 +196,36 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     @rule(container=containers)
     def stop(self, container: Container) -> None:
-        live = self.state_of(container) in LIVE
-        if self.attempt(container, Trigger.STOP, lambda: container.stop(timeout=0.5)) and live:
-            assert 143 == container.exit_code
+        before = self.attempt(container, Trigger.STOP, lambda: container.stop(timeout=0.5))
+        if before is not None:  # live: stopped; else a no-op that cancels any restart
+            assert not container.restarting
+            if before.state in LIVE:
+                assert (State.STOPPED, 143) == (self.state_of(container), container.exit_code)
+            else:
+                assert before.state == self.state_of(container)
 
     @rule(container=containers, sig=st.sampled_from(sorted(EXIT_BY_SIGNAL)))
     def kill(self, container: Container, sig: signal.Signals) -> None:
-        if self.attempt(container, Trigger.KILL, lambda: container.kill(sig)):
+        # SIGKILL and the stop signal mean "stop it": the policy must not undo that, and
+        # on a container waiting to restart they cancel the restart. Other signals leave
+        # the policy alone: the process dies of SIGHUP and the policy may restart it.
+        stopping = sig in (signal.SIGKILL, signal.SIGTERM)
+        before = self.attempt(
+            container, Trigger.KILL, lambda: container.kill(sig), cancels_a_restart=stopping
+        )
+        if before is None:
+            return
+        if before.state is State.STOPPED:  # it cancelled a pending restart
+            assert (State.STOPPED, False) == (self.state_of(container), container.restarting)
+        elif stopping:
             self.call(self._wait_exit, container)
-            assert EXIT_BY_SIGNAL[sig] == container.exit_code
+            assert (State.STOPPED, EXIT_BY_SIGNAL[sig]) == (
+                self.state_of(container),
+                container.exit_code,
+            )
+        else:
+            assert before.pid is not None
+            self.ended_unasked(container, before.pid, EXIT_BY_SIGNAL[sig])
 
     @rule(container=containers)
     def restart(self, container: Container) -> None:
@@ -157,14 +233,8 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     @rule(container=containers, force=st.booleans())
     def remove(self, container: Container, force: bool) -> None:
-        before = self.state_of(container)
-        try:
-            self.call(lambda: container.remove(force=force))
-        except InvalidTransitionError:
-            assert before is State.DELETED or (before in LIVE and not force)
-            return
-        assert before is not State.DELETED
-        assert State.DELETED == self.state_of(container)
+        if self.attempt(container, Trigger.REMOVE, lambda: container.remove(force=force)):
+            assert State.DELETED == self.state_of(container)
 
     # What a rule draws must not depend on the containers' states: with two
     # operations racing (the `concurrent` rule) a replayed example can end in
@@ -175,11 +245,12 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
     def exits_by_itself(self, container: Container) -> None:
         if self.state_of(container) is not State.RUNNING:
             return
-        token = f"go-{container.pid}"
+        pid = container.pid
+        assert pid is not None
+        token = f"go-{pid}"
         with self.fifos[container.id].open("w") as fifo:  # the child echoes it and exits 4
             fifo.write(f"{token}\n")
-        self.call(self._wait_exit, container)
-        assert (State.STOPPED, 4) == (self.state_of(container), container.exit_code)
+        self.ended_unasked(container, pid, 4)
         # Written just before the exit, captured before the die was announced.
         lines = self.call(container.logs)
         assert f"got {token}" in [line.text for line in lines], lines  # type: ignore[attr-defined]
@@ -188,10 +259,10 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
     def killed_from_outside(self, container: Container) -> None:
         if self.state_of(container) not in LIVE:
             return
-        assert container.pid is not None
-        os.kill(container.pid, signal.SIGKILL)
-        self.call(self._wait_exit, container)
-        assert (State.STOPPED, 137) == (self.state_of(container), container.exit_code)
+        pid = container.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        self.ended_unasked(container, pid, 137)
 
     @rule(container=containers)
     def stopped_and_continued_from_outside(self, container: Container) -> None:
@@ -242,54 +313,65 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     # -- invariants -------------------------------------------------------------------------
 
+    def snapshot(self) -> dict[str, tuple[State, int | None]]:
+        """Each container's state and pid, and the events so far, read in one go on the event
+        loop once no policy restart is under way: a consistent cut of states and walks."""
+
+        async def take() -> dict[str, tuple[State, int | None]]:
+            await anyio.wait_all_tasks_blocked()
+            await eventually(lambda: not any(c._lock.locked() for c in self.all))
+            seen = {container.id: (container.state, container.pid) for container in self.all}
+            while True:
+                try:
+                    event = self.events.receive_nowait()
+                except anyio.WouldBlock:
+                    return seen
+                self.walks.setdefault(event.container_id, []).append(event)
+
+        seen: dict[str, tuple[State, int | None]] = self.call(take)  # type: ignore[assignment]
+        for container_id, (_, pid) in seen.items():
+            if pid is not None:
+                self.groups.setdefault(container_id, set()).add(pid)
+        return seen
+
     @invariant()
-    def the_os_agrees(self) -> None:
-        self.call(anyio.wait_all_tasks_blocked)
+    def the_os_and_the_table_agree(self) -> None:
+        seen = self.snapshot()
         for container in self.all:
-            state = self.state_of(container)
+            state, pid = seen[container.id]
             if state is State.RUNNING:
-                assert container.pid is not None
-                assert proc_state(container.pid) in {"R", "S", "D"}, container
+                assert pid is not None
+                assert proc_state(pid) in {"R", "S", "D"}, container
             elif state is State.PAUSED:
-                assert container.pid is not None
-                states = group_states(container.pid)
+                assert pid is not None
+                states = group_states(pid)
                 assert states
                 assert {"T"} == set(states.values()), (container, states)
             else:
-                assert container.pid is None
+                # Stopped (perhaps with a policy restart pending: a new process would
+                # have a new group), created or deleted: nothing of any old group is left.
+                assert pid is None
                 for group in self.groups.get(container.id, ()):
-                    if state is not State.RUNNING:
-                        assert [] == group_alive(group), (container, group)
+                    assert [] == group_alive(group), (container, group)
         zombies = {pid: s for pid, s in children_of_this_process().items() if s == "Z"}
         assert {} == zombies
-
-    @invariant()
-    def events_walk_the_table(self) -> None:
-        # Read the states first: a read may commit a stop seen in /proc, with its event.
-        states = {container.id: self.state_of(container) for container in self.all}
-        while True:
-            try:
-                event = self.events.receive_nowait()
-            except anyio.WouldBlock:
-                break
-            self.walks.setdefault(event.container_id, []).append(event)
         rows = {
             (source, trigger, dest)
             for source, row in TRANSITIONS.items()
             for trigger, dest in row.items()
         }
         for container in self.all:
-            state: State | None = None
+            walked: State | None = None
             for event in self.walks.get(container.id, []):
                 assert event.dropped == 0
                 if event.to_state is None:
                     continue
                 trigger = ACTION_TO_TRIGGER.get(event.action) or Trigger(event.action)
-                assert (state, trigger, event.to_state) in rows, (state, event)
-                state = event.to_state
+                assert (walked, trigger, event.to_state) in rows, (walked, event)
+                walked = event.to_state
                 if event.action == "die":
                     assert event.attributes["exitCode"].isdigit()
-            assert states[container.id] == state, (container, self.walks.get(container.id))
+            assert seen[container.id][0] == walked, (container, self.walks.get(container.id))
 
 
 PROFILE = settings(
