@@ -271,8 +271,7 @@ class Container:
         another thread it returns the last committed state; the engine looks
         again every ``observe_interval`` seconds.
         """
-        if self._model.state in _LIVE:
-            self._observe()
+        self._observe()
         return self._model.state
 
     @property
@@ -416,8 +415,13 @@ class Container:
         return self._model.check(trigger)
 
     def _observe(self) -> None:
-        """Reconcile with a stop or resume from outside, if nothing else may be moving it."""
-        if not self._lock.locked() and self._engine._on_event_loop_thread():
+        """Reconcile a live container with a stop or resume from outside, if nothing else
+        may be moving it (no operation in flight, on the event loop's thread)."""
+        if (
+            self._model.state in _LIVE
+            and not self._lock.locked()
+            and self._engine._on_event_loop_thread()
+        ):
             self._reconcile_stop_state()
 
     def _reconcile_stop_state(self) -> bool:

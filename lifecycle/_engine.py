@@ -89,7 +89,7 @@ SHUTDOWN_GRACE: Final = 5.0
 # relists containers every 1 s for the changes nobody reports to it.
 DEFAULT_OBSERVE_INTERVAL: Final = 1.0
 # A fork and exec slower than this means a busy machine (about 0.3 ms when
-# idle, 2-12 ms beside a CPU-bound process on 2 cores); see _spawn_in_thread.
+# idle, 2-20 ms beside a CPU-bound process on 2 cores); see _spawn_in_thread.
 SLOW_SPAWN: Final = 0.001
 # Weight of the latest spawn in the running average of spawn times.
 SPAWN_AVERAGE_WEIGHT: Final = 0.25
@@ -165,7 +165,8 @@ class Engine:
     engine compares its running and paused containers with ``/proc``, so a
     group stopped or resumed from outside it becomes ``paused`` or
     ``running``, with its event, even when nobody reads ``state``. (Reading
-    ``state`` on the event loop's thread, and every operation, looks at once.)
+    ``state`` on the event loop's thread looks at once, and so does an
+    operation before the table refuses it.)
 
     Cancellation: leaving the block because of a cancellation still stops
     and reaps every container (shielded) before the cancellation propagates.
@@ -311,8 +312,7 @@ class Engine:
         while True:
             await anyio.sleep(interval)
             for container in list(self._by_id.values()):
-                if container._model.state in (State.RUNNING, State.PAUSED):
-                    container._observe()
+                container._observe()
 
     def _environment(self, env: dict[str, str], inherit: bool) -> dict[str, str] | None:
         """The child's environment; None means exactly ours (no copy: the common case)."""

@@ -45,6 +45,12 @@ def group_states(pgid: int) -> dict[int, str]:
     return states
 
 
+def whole_group_stopped(pgid: int) -> bool:
+    """Whether group ``pgid`` has members and every one of them is stopped (state T)."""
+    states = group_states(pgid)
+    return bool(states) and set(states.values()) == {"T"}
+
+
 def children_of_this_process() -> dict[int, str]:
     """Every descendant of the test process with its state (a zombie shows as 'Z')."""
     found: dict[int, str] = {}

@@ -42,6 +42,7 @@ from .oshelpers import (
     group_alive,
     group_states,
     proc_state,
+    whole_group_stopped,
 )
 
 SOAK = bool(os.environ.get("LIFECYCLE_SOAK"))
@@ -280,7 +281,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
         pid = container.pid
         assert pid is not None
         os.killpg(pid, signal.SIGSTOP)
-        self.call(eventually, lambda: set(group_states(pid).values()) == {"T"})
+        self.call(eventually, lambda: whole_group_stopped(pid))
         assert State.PAUSED == self.state_of(container)
 
     @rule(container=containers)

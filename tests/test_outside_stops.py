@@ -16,18 +16,13 @@ import pytest
 
 from lifecycle import Container, Engine, Event, State, Subscription
 
-from .oshelpers import eventually, group_states, proc_state, wait_for_file
+from .oshelpers import eventually, proc_state, wait_for_file, whole_group_stopped
 
 pytestmark = pytest.mark.anyio
 
 
 def stopped(pid: int) -> bool:
     return proc_state(pid) == "T"
-
-
-def whole_group_stopped(pgid: int) -> bool:
-    states = group_states(pgid)
-    return bool(states) and set(states.values()) == {"T"}
 
 
 @asynccontextmanager
