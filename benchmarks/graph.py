@@ -19,9 +19,8 @@ from collections.abc import Callable
 import graphviz
 
 from lifecycle import State, render
-from lifecycle._diagram import lifecycle_graph
-from lifecycle._render import warm_up
-from lifecycle._states import Transition, Trigger
+from lifecycle.graph import lifecycle_graph, warm_up
+from lifecycle.model import Transition, Trigger
 
 LAST = Transition(State.RUNNING, Trigger.PAUSE, State.PAUSED)
 

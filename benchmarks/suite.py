@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import burn_cpu, engine_cycle, raw_cycle
 
 from lifecycle import Engine, Event, State, StateModel, Trigger
-from lifecycle._events import EventBus, make_event
-from lifecycle._states import MACHINE
+from lifecycle.events import EventBus, make_event
+from lifecycle.model import MACHINE
 
 BACKENDS = ("asyncio", "trio")
 

@@ -1,15 +1,12 @@
 """lifecycle: an async engine that gives a process the lifecycle of a container.
 
-The public names are re-exported here; the modules behind them are private
-(``lifecycle._states``, ``lifecycle._errors``, ...) and may change.
+The public names are re-exported here. The layers behind them are
+subpackages (``lifecycle.model``, ``lifecycle.engine``, ``lifecycle.runtime``,
+...; see ARCHITECTURE.md) whose modules are private and may change.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"  # NB: pyproject.toml's [project] version must match.
-
-from lifecycle._container import Container, LogStatistics
-from lifecycle._engine import Engine, EngineStatistics
 from lifecycle._errors import (
     ContainerNotFoundError,
     EngineClosedError,
@@ -25,13 +22,14 @@ from lifecycle._errors import (
     SpawnError,
     UnknownTriggerError,
 )
-from lifecycle._events import Event, Subscription
-from lifecycle._live import LiveGraph
 from lifecycle._logging import configure_logging
-from lifecycle._logs import LogLine
-from lifecycle._render import render, render_async
-from lifecycle._restart import RestartPolicy
-from lifecycle._states import TRANSITIONS, State, StateModel, Transition, Trigger
+from lifecycle._version import __version__
+from lifecycle.engine import Container, Engine, EngineStatistics, LogStatistics
+from lifecycle.events import Event, Subscription
+from lifecycle.graph import render, render_async
+from lifecycle.live import LiveGraph
+from lifecycle.logs import LogLine
+from lifecycle.model import TRANSITIONS, RestartPolicy, State, StateModel, Transition, Trigger
 
 __all__ = [
     "TRANSITIONS",

@@ -2,6 +2,6 @@
 
 import sys
 
-from lifecycle._cli import main
+from lifecycle.cli import main
 
 sys.exit(main())

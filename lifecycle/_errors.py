@@ -1,9 +1,10 @@
 """The exceptions `lifecycle` raises.
 
-This is a leaf module: it imports nothing from the package, so every layer
-can raise these without an import loop (structlog's ``exceptions.py`` does
-the same). States and triggers arrive as ``str`` values; ``State`` and
-``Trigger`` are ``StrEnum``s, so the attributes hold the enum members.
+This is a leaf module: it imports nothing from the package but the id
+helper (``_stringid``, itself a leaf), so every layer can raise these
+without an import loop (structlog's ``exceptions.py`` does the same).
+States and triggers arrive as ``str`` values; ``State`` and ``Trigger``
+are ``StrEnum``s, so the attributes hold the enum members.
 
 Our exception tree::
 
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from lifecycle._stringid import truncate_id
+
 __all__ = [
     "ContainerNotFoundError",
     "EngineClosedError",
@@ -46,10 +49,6 @@ __all__ = [
     "UnknownTriggerError",
 ]
 
-_SHORT_ID_LENGTH = (
-    12  # NB: lifecycle/_states.py has no id logic; the engine's short_id matches this.
-)
-
 
 def _describe_container(container_id: str | None, name: str | None) -> str:
     """``container web (3f2a9c1d0b7e)``, or as much of it as is known."""
@@ -57,7 +56,7 @@ def _describe_container(container_id: str | None, name: str | None) -> str:
     if name:
         words.append(name)
     if container_id:
-        words.append(f"({container_id[:_SHORT_ID_LENGTH]})")
+        words.append(f"({truncate_id(container_id)})")
     return " ".join(words)
 
 
@@ -129,7 +128,7 @@ class NameConflictError(LifecycleError):
         # You have to remove (or rename) that container to be able to reuse that name.'
         super().__init__(
             f"the container name {name} is already in use by container "
-            f"{container_id[:_SHORT_ID_LENGTH]}; remove that container to reuse the name"
+            f"{truncate_id(container_id)}; remove that container to reuse the name"
         )
 
 

@@ -8,10 +8,14 @@ in strict mode, only serves tests marked ``pytest.mark.asyncio``.
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
+
+from .oshelpers import MARKER_VARIABLE, children_of_this_process, escaped_test_processes
 
 # "ci" bounds the work so the suite stays fast; "soak" is for long local runs
 # (HYPOTHESIS_PROFILE=soak make pytest). No deadline: a loaded CI machine
@@ -28,15 +32,28 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return backend
 
 
+# Marks every process this test run starts (children inherit os.environ), so
+# the leftover check also finds processes that escaped the process tree.
+TEST_RUN_MARKER = f"{os.getpid()}-{secrets.token_hex(8)}"
+os.environ[MARKER_VARIABLE] = TEST_RUN_MARKER
+# A process that escaped to init and was SIGKILLed by the test's last line
+# may take a moment to be gone (init has to reap it).
+ESCAPED_GRACE = 2.0
+
+
 @pytest.fixture(autouse=True)
 def no_child_processes_left() -> Iterator[None]:
-    """After every test: no child of the test process remains, running or zombie."""
+    """After every test: no process it started remains. No child of the test process
+    (running or zombie), and no process that escaped to init carrying this run's marker."""
     yield
-    # Imported lazily: the /proc helpers are Linux-only, like the engine.
-    from .oshelpers import children_of_this_process  # noqa: PLC0415
-
     leftovers = children_of_this_process()
     assert {} == leftovers, f"processes left behind (pid: state): {leftovers}"
+    deadline = time.monotonic() + ESCAPED_GRACE
+    escaped = escaped_test_processes(TEST_RUN_MARKER)
+    while escaped and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling a condition with a deadline
+        escaped = escaped_test_processes(TEST_RUN_MARKER)
+    assert {} == escaped, f"processes escaped to init and left behind (pid: state): {escaped}"
 
 
 @pytest.fixture(autouse=True)

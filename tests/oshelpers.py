@@ -6,13 +6,14 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final, NamedTuple
 
 import anyio
 
-from lifecycle._procfs import GONE_STATES, descendants, group_members, read_stat
-
 __all__ = [
+    "MARKER_VARIABLE",
     "children_of_this_process",
+    "escaped_test_processes",
     "eventually",
     "forking",
     "group_alive",
@@ -21,28 +22,66 @@ __all__ = [
     "term_handling",
     "term_ignoring",
     "wait_for_file",
+    "whole_group_stopped",
 ]
+
+# The test oracle reads /proc on its own, never through lifecycle's /proc
+# helpers: a bug there must not hide itself from the tests that check it.
+
+# Every process the tests start inherits this variable (conftest.py sets it in
+# os.environ, which children inherit unless a test builds their environment),
+# so a process that escaped and was re-parented to init is still found.
+MARKER_VARIABLE: Final = "LIFECYCLE_TEST_MARKER"
+# Z: zombie, X: dead (neither runs).
+_GONE: Final = frozenset({"Z", "X"})
+
+
+class Stat(NamedTuple):
+    """The fields of /proc/<pid>/stat the tests use (proc(5))."""
+
+    state: str
+    ppid: int
+    pgrp: int
+
+
+def read_proc_stat(pid: int) -> Stat | None:
+    """/proc/<pid>/stat parsed, or None if there is no such process."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # Field 2 (the command name) is in parentheses and may contain both: split after the last ')'.
+    state, ppid, pgrp = data[data.rindex(b")") + 2 :].split(b" ")[:3]
+    return Stat(state.decode(), int(ppid), int(pgrp))
+
+
+def all_processes() -> dict[int, Stat]:
+    """Every process /proc lists now, with its stat."""
+    found: dict[int, Stat] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := read_proc_stat(int(entry))) is not None:
+            found[int(entry)] = stat
+    return found
 
 
 def proc_state(pid: int) -> str | None:
     """The one-letter state of ``pid`` from /proc/<pid>/stat, or None if it is gone."""
-    stat = read_stat(pid)
+    stat = read_proc_stat(pid)
     return None if stat is None else stat.state
+
+
+def group_states(pgid: int) -> dict[int, str]:
+    """State letter of each not-yet-exited member of process group ``pgid``."""
+    return {
+        pid: stat.state
+        for pid, stat in all_processes().items()
+        if stat.pgrp == pgid and stat.state not in _GONE
+    }
 
 
 def group_alive(pgid: int) -> list[int]:
     """Processes of group ``pgid`` that still exist and have not exited (zombies excluded)."""
-    return group_members(pgid)
-
-
-def group_states(pgid: int) -> dict[int, str]:
-    """State letter of each not-yet-exited member of group ``pgid``."""
-    states: dict[int, str] = {}
-    for pid in group_members(pgid):
-        state = proc_state(pid)
-        if state is not None and state not in GONE_STATES:
-            states[pid] = state
-    return states
+    return sorted(group_states(pgid))
 
 
 def whole_group_stopped(pgid: int) -> bool:
@@ -53,12 +92,40 @@ def whole_group_stopped(pgid: int) -> bool:
 
 def children_of_this_process() -> dict[int, str]:
     """Every descendant of the test process with its state (a zombie shows as 'Z')."""
+    processes = all_processes()
+    children: dict[int, list[int]] = {}
+    for pid, stat in processes.items():
+        children.setdefault(stat.ppid, []).append(pid)
     found: dict[int, str] = {}
-    for pid in descendants(os.getpid()):
-        state = proc_state(pid)
-        if state is not None:
-            found[pid] = state
+    pending = list(children.get(os.getpid(), []))
+    while pending:
+        pid = pending.pop()
+        found[pid] = processes[pid].state
+        pending.extend(children.get(pid, []))
     return found
+
+
+def _carries_marker(pid: int, marker: bytes) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return marker in environ.split(b"\0")
+
+
+def escaped_test_processes(marker: str) -> dict[int, str]:
+    """Live processes that carry the test run's marker but are no longer below this process.
+
+    They were started by a test and re-parented to init (or a subreaper) when
+    their parent exited: escaped from every process-tree check.
+    """
+    entry = f"{MARKER_VARIABLE}={marker}".encode()
+    mine = set(children_of_this_process()) | {os.getpid()}
+    return {
+        pid: stat.state
+        for pid, stat in all_processes().items()
+        if pid not in mine and stat.state not in _GONE and _carries_marker(pid, entry)
+    }
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:

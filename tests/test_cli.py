@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 import lifecycle
-from lifecycle._cli import main
-from lifecycle._diagram import lifecycle_graph
-from lifecycle._render import render_source
+from lifecycle.cli import main
+from lifecycle.graph import lifecycle_graph, render_source
 
 from .helpers import run_cli, svg_texts
 

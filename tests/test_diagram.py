@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle import TRANSITIONS, State, Trigger
-from lifecycle._diagram import INITIAL_NODE, lifecycle_graph, table_transitions
-from lifecycle._render import render_source
+from lifecycle.graph import INITIAL_NODE, lifecycle_graph, render_source, table_transitions
 
 from .helpers import REPO, environment_without_dot, run_cli, svg_texts
 

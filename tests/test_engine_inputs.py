@@ -16,7 +16,7 @@ from lifecycle import (
     InvalidSignalError,
     State,
 )
-from lifecycle._signals import parse_signal
+from lifecycle.model import parse_signal
 
 pytestmark = pytest.mark.anyio
 

@@ -145,7 +145,7 @@ async def test_a_blocking_async_callback_does_not_hold_up_the_engine(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A callback that never returns lags and drops; operations and other subscribers go on."""
-    monkeypatch.setattr("lifecycle._engine.SHUTDOWN_GRACE", 0.5)
+    monkeypatch.setattr("lifecycle.engine._engine.SHUTDOWN_GRACE", 0.5)
     blocked: list[str] = []
 
     async def stuck(event: Event) -> None:

@@ -23,7 +23,7 @@ from lifecycle import (
     render,
     render_async,
 )
-from lifecycle._diagram import CURRENT_STATE_STYLE, LAST_TRANSITION_STYLE
+from lifecycle.graph import CURRENT_STATE_STYLE, LAST_TRANSITION_STYLE
 
 from .helpers import run_cli, svg_texts
 from .oshelpers import eventually
@@ -117,8 +117,8 @@ async def test_nothing_graph_related_runs_on_a_transition(monkeypatch: pytest.Mo
     def refuse(**_: object) -> None:
         raise AssertionError("a graph was built on a transition")
 
-    monkeypatch.setattr("lifecycle._container.lifecycle_graph", refuse)
-    monkeypatch.setattr("lifecycle._engine.lifecycle_graph", refuse)
+    monkeypatch.setattr("lifecycle.engine._container.lifecycle_graph", refuse)
+    monkeypatch.setattr("lifecycle.engine._fleet.lifecycle_graph", refuse)
     with anyio.fail_after(10):
         async with Engine() as engine:
             container = await engine.create(["sleep", "60"])
@@ -137,7 +137,7 @@ def test_render_svg_with_dot_removed_from_path(
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    graph = lifecycle._diagram.lifecycle_graph(current=State.PAUSED)
+    graph = lifecycle.graph.lifecycle_graph(current=State.PAUSED)
     svg = render(graph, "svg")
     nodes, labels = svg_texts(svg)
     assert "paused" in nodes
@@ -153,7 +153,7 @@ def test_render_svg_with_dot_removed_from_path(
 @pytest.mark.anyio
 async def test_render_async_matches_render() -> None:
     """render_async gives the same bytes as render, from a worker thread."""
-    graph = lifecycle._diagram.lifecycle_graph(current=State.RUNNING)
+    graph = lifecycle.graph.lifecycle_graph(current=State.RUNNING)
     with anyio.fail_after(30):
         assert render(graph) == await render_async(graph)
 

@@ -34,7 +34,7 @@ from lifecycle import (
     Subscription,
     Trigger,
 )
-from lifecycle._states import NO_OPS
+from lifecycle.model import NO_OPS
 
 from .oshelpers import (
     children_of_this_process,

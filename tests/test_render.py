@@ -7,8 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from lifecycle import RenderError
-from lifecycle._diagram import lifecycle_graph
-from lifecycle._render import render_source
+from lifecycle.graph import lifecycle_graph, render_source
 
 SOURCE = lifecycle_graph().source
 

@@ -13,7 +13,8 @@ import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
-from lifecycle import Container, Engine, State, _process
+from lifecycle import Container, Engine, State
+from lifecycle.runtime.native import _process
 
 from .oshelpers import proc_state
 

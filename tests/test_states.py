@@ -16,7 +16,7 @@ from lifecycle import (
     Trigger,
     UnknownTriggerError,
 )
-from lifecycle._states import HINTS, MACHINE, NO_OPS, PROCESS_TRIGGERS, allowed_triggers
+from lifecycle.model import HINTS, MACHINE, NO_OPS, PROCESS_TRIGGERS, allowed_triggers
 
 CONTAINER_ID = "3f2a9c1d0b7e" + "5" * 52
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from lifecycle import TRANSITIONS, InvalidTransitionError, State, StateModel, Transition, Trigger
-from lifecycle._states import NO_OPS
+from lifecycle.model import NO_OPS
 
 triggers = st.sampled_from(list(Trigger))
 

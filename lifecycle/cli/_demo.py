@@ -21,13 +21,11 @@ from pathlib import Path
 
 import anyio
 
-from lifecycle._container import Container
-from lifecycle._engine import Engine
-from lifecycle._events import Event
 from lifecycle._files import write_atomically
-from lifecycle._process import poll_until
-from lifecycle._procfs import read_stat
-from lifecycle._render import render_async
+from lifecycle._polling import poll_until
+from lifecycle.engine import Container, Engine
+from lifecycle.events import Event
+from lifecycle.graph import render_async
 
 __all__ = ["run_demo"]
 
@@ -70,8 +68,16 @@ class _Tour:
 
 
 def _proc_state(pid: int | None) -> str:
-    stat = None if pid is None else read_stat(pid)
-    return "gone" if stat is None else stat.state
+    """The state letter ``/proc`` shows for ``pid`` (the demo looks for itself, as a user would)."""
+    if pid is None:
+        return "gone"
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:
+        return "gone"
+    # The command name (field 2) may hold spaces and parentheses: the state follows the last ')'.
+    return data[data.rindex(b")") + 2 :].split(b" ", 1)[0].decode()
 
 
 async def _print_events(engine: Engine, started: anyio.Event) -> None:

@@ -1,8 +1,8 @@
-"""One epoll set for all of an engine's pidfds and output pipes, watched by one task.
+"""One epoll set for all of a native driver's pidfds and output pipes, watched by one task.
 
 A task per pipe and per pidfd (three per container) costs a task spawn,
 a cancel scope and a wake-up each, and thousands of tasks for a fleet. All
-that is needed is "tell me when this descriptor is readable", so the engine
+that is needed is "tell me when this descriptor is readable", so the driver
 keeps one ``select.epoll`` of its own and waits on *its* descriptor (an epoll
 set is readable when any member is ready); one dispatcher then calls the
 handler of each ready descriptor. Handlers are synchronous and quick: a pipe
@@ -23,7 +23,8 @@ from typing import Final, final
 
 import anyio
 
-from lifecycle._logs import LogBuffer, Stream
+from lifecycle.logs import Stream
+from lifecycle.runtime import OutputSink
 
 __all__ = ["Multiplexer"]
 
@@ -53,15 +54,16 @@ class Multiplexer:
             self._epoll.unregister(fd)
 
     def watch_output(
-        self, fd: int, stream: Stream, buffer: LogBuffer, closed: Callable[[], None]
+        self, fd: int, stream: Stream, sink: OutputSink, closed: Callable[[], None]
     ) -> None:
-        """Read pipe ``fd`` into ``buffer`` as ``stream``; at EOF, close it and call ``closed``."""
+        """Feed what pipe ``fd`` carries to ``sink`` as ``stream``; at EOF, close it and call
+        ``closed``."""
         os.set_blocking(fd, False)
 
         def end() -> None:
             self.forget(fd)
             self._pipes.pop(fd, None)
-            buffer.finish(stream)
+            sink.finish(stream)
             os.close(fd)
             closed()
 
@@ -73,7 +75,7 @@ class Multiplexer:
             except OSError:
                 chunk = b""
             if chunk:
-                buffer.feed(stream, chunk)
+                sink.feed(stream, chunk)
             else:
                 end()
 

@@ -1,8 +1,10 @@
 """LiveGraph: a picture file that follows an engine (the fleet) or one container.
 
-It listens to the engine's events through a subscription with a buffer of
-one: a burst of transitions leaves at most one pending wake-up, so renders
-coalesce by construction. Each render builds the graph from the current
+It listens to the target's events through a subscription with a buffer of
+one (``subscribe(max_buffer=1)``, public API of both ``Engine`` and
+``Container``: this layer imports no engine module): a burst of
+transitions leaves at most one pending wake-up, so renders coalesce by
+construction. Each render builds the graph from the current
 state on the event loop (O(states + edges)), then renders and writes it in a
 worker thread, atomically (temporary file, then rename): a viewer never
 reads half a file. One render at a time; after the last transition of a
@@ -13,10 +15,10 @@ any of it: publishing into a full buffer drops, it does not block.
 from __future__ import annotations
 
 import os
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self, final
+from typing import Any, Final, Protocol, Self, final
 
 import anyio
 import anyio.to_thread
@@ -24,14 +26,21 @@ import anyio.to_thread
 from lifecycle._errors import InvalidArgumentError
 from lifecycle._files import write_atomically
 from lifecycle._logging import get_logger
-from lifecycle._render import IN_PROCESS_FORMATS, SYSTEM_DOT_FORMATS, render_source
+from lifecycle.events import Subscription
+from lifecycle.graph import IN_PROCESS_FORMATS, SYSTEM_DOT_FORMATS, render_source
 
-if TYPE_CHECKING:
-    from lifecycle._container import Container
-    from lifecycle._engine import Engine
-    from lifecycle._events import Subscription
+__all__ = ["GraphSource", "LiveGraph"]
 
-__all__ = ["LiveGraph"]
+
+class GraphSource(Protocol):
+    """What a live graph follows: an ``Engine`` (the fleet) or a ``Container``."""
+
+    def graph(self) -> Any:  # a graphviz.Digraph (graphviz ships no types)
+        """The picture now."""
+
+    def subscribe(self, *, max_buffer: int = ...) -> AbstractAsyncContextManager[Subscription]:
+        """Its events."""
+
 
 _FORMATS: Final = frozenset({"dot", *IN_PROCESS_FORMATS, *SYSTEM_DOT_FORMATS})
 
@@ -52,7 +61,7 @@ class LiveGraph:
     """
 
     def __init__(
-        self, target: Engine | Container, path: str | os.PathLike[str], *, format: str | None = None
+        self, target: GraphSource, path: str | os.PathLike[str], *, format: str | None = None
     ) -> None:
         self.path = Path(path)
         chosen = format if format is not None else self.path.suffix.lstrip(".").lower()
@@ -70,13 +79,6 @@ class LiveGraph:
 
     def __repr__(self) -> str:
         return f"<LiveGraph {self.path} ({self.format}), {self.renders} renders>"
-
-    def _engine_and_filter(self) -> tuple[Engine, str | None]:
-        from lifecycle._engine import Engine  # noqa: PLC0415 -- the engine imports this layer's peers
-
-        if isinstance(self._target, Engine):
-            return self._target, None
-        return self._target._engine, self._target.id
 
     def _write(self, source: str) -> None:
         write_atomically(self.path, render_source(source, self.format))
@@ -100,10 +102,11 @@ class LiveGraph:
             await self._render_logging_failures()
 
     async def __aenter__(self) -> Self:
-        engine, container_id = self._engine_and_filter()
         await self._render()
-        self._subscription = engine._bus.open(container=container_id, max_buffer=1)
         async with AsyncExitStack() as stack:
+            self._subscription = await stack.enter_async_context(
+                self._target.subscribe(max_buffer=1)
+            )
             group = await stack.enter_async_context(anyio.create_task_group())
             group.start_soon(self._follow, self._subscription)
             self._stack = stack.pop_all()

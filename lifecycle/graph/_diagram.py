@@ -15,7 +15,7 @@ from typing import Final
 
 import graphviz
 
-from lifecycle._states import TRANSITIONS, State, Transition, Trigger
+from lifecycle.model import TRANSITIONS, State, Transition, Trigger
 
 __all__ = [
     "CURRENT_STATE_STYLE",

@@ -18,16 +18,14 @@ from typing import Final, NoReturn
 
 import anyio
 
-from lifecycle import __version__
-from lifecycle._demo import run_demo
-from lifecycle._diagram import lifecycle_graph
 from lifecycle._errors import LifecycleError
 from lifecycle._files import write_atomically
 from lifecycle._logging import configure_logging
-from lifecycle._options import DEFAULT_STOP_TIMEOUT
-from lifecycle._render import IN_PROCESS_FORMATS, SYSTEM_DOT_FORMATS, render_source
-from lifecycle._run import EXIT_LIFECYCLE_FAILED, RunOptions, run_container
-from lifecycle._states import State
+from lifecycle._version import __version__
+from lifecycle.cli._demo import run_demo
+from lifecycle.cli._run import EXIT_LIFECYCLE_FAILED, RunOptions, run_container
+from lifecycle.graph import IN_PROCESS_FORMATS, SYSTEM_DOT_FORMATS, lifecycle_graph, render_source
+from lifecycle.model import DEFAULT_STOP_TIMEOUT, State
 
 __all__ = ["main"]
 

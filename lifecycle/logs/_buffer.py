@@ -1,12 +1,13 @@
 """Captured output: what a container wrote on stdout and stderr, line by line.
 
-Each process gets two pipes; the engine's multiplexer reads whatever is
-there (non-blocking reads when epoll says so) and this buffer cuts it into
-lines. A line
-keeps its bytes exactly (binary output survives), its newline if it had one,
-its stream and the time it was read. A line longer than 16 KiB is cut into
-pieces, as Docker's log drivers do; the last piece of a stream without a
-final newline is kept as it is.
+A runtime driver reads what the process writes (the native driver: two
+pipes, non-blocking reads when epoll says so) and feeds it here; this
+buffer cuts it into lines. A ``LogBuffer`` is the driver's output sink
+(``runtime.OutputSink``: ``feed`` and ``finish``). A line keeps its bytes
+exactly (binary output survives), its newline if it had one, its stream
+and the time it was read. A line longer than 16 KiB is cut into pieces, as
+Docker's log drivers do; the last piece of a stream without a final
+newline is kept as it is.
 
 The buffer is bounded by bytes (default 1 MiB of output per container, kept
 across restarts); the oldest lines leave first, and every line that leaves
@@ -31,7 +32,7 @@ from typing import Final, Literal, final
 import anyio
 import anyio.to_thread
 
-from lifecycle._errors import InvalidArgumentError
+from lifecycle.model import DEFAULT_LOG_BYTES, check_whole_number
 
 __all__ = [
     "DEFAULT_LOG_BYTES",
@@ -42,8 +43,6 @@ __all__ = [
     "follow",
 ]
 
-# Docker keeps unbounded json-file logs by default; we bound memory instead.
-DEFAULT_LOG_BYTES: Final = 1024 * 1024
 # moby's log drivers cut lines at 16 KiB (logger.DefaultMaxBufferSize is
 # 1 MiB, but the copier emits 16K "partial" messages; daemon/logger/copier.go).
 MAX_LINE_BYTES: Final = 16 * 1024
@@ -106,9 +105,7 @@ class LogBuffer:
     )
 
     def __init__(self, max_bytes: int = DEFAULT_LOG_BYTES, file: Path | None = None) -> None:
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-            raise InvalidArgumentError(f"log_bytes must be a whole number >= 1, not {max_bytes!r}")
-        self.max_bytes = max_bytes
+        self.max_bytes = check_whole_number(max_bytes, "log_bytes", minimum=1)
         self._lines: collections.deque[LogLine] = collections.deque()
         self._size = 0
         self._partial: dict[Stream, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}

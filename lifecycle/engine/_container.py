@@ -1,4 +1,10 @@
-"""Container handles: one supervised process driven through the transition table.
+"""Container handles: one container's process, driven through the transition table.
+
+A ``Container`` owns its state model, its lock, its runtime handle (the
+process, as its driver started it) and its logs; it knows its engine only
+through the ``EngineContext``. The engine reaches a container through its
+public methods and the few functions at the end of this module (shutdown,
+the outside-stop observer), never through its private members.
 
 Every operation follows the same three steps (DESIGN.md, "Layers"):
 
@@ -26,15 +32,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, Literal, NoReturn, final, overload
+from typing import Final, Literal, NoReturn, final, overload
 
 import anyio
 import anyio.lowlevel
+import graphviz
 
-from lifecycle._diagram import lifecycle_graph
 from lifecycle._errors import (
     ContainerNotFoundError,
     InvalidArgumentError,
@@ -42,29 +48,43 @@ from lifecycle._errors import (
     PauseTimeoutError,
     SpawnError,
 )
-from lifecycle._identity import SHORT_ID_LENGTH
 from lifecycle._logging import get_logger
-from lifecycle._logs import LogBuffer, LogLine
-from lifecycle._logs import follow as follow_logs
-from lifecycle._options import WaitCondition, check_timeout, check_wait_condition
-from lifecycle._process import SpawnFailure, SupervisedProcess
-from lifecycle._restart import RestartPolicy
-from lifecycle._signals import SignalLike, parse_signal
-from lifecycle._states import State, StateModel, Transition, Trigger
+from lifecycle._stringid import truncate_id
+from lifecycle.engine._context import EngineContext
+from lifecycle.engine._restarts import RestartTracker
+from lifecycle.engine._termination import terminate
+from lifecycle.events import DEFAULT_MAX_BUFFER, Subscription
+from lifecycle.graph import lifecycle_graph
+from lifecycle.logs import LogBuffer, LogLine
+from lifecycle.logs import follow as follow_logs
+from lifecycle.model import (
+    ContainerSpec,
+    RestartPolicy,
+    SignalLike,
+    State,
+    StateModel,
+    Transition,
+    Trigger,
+    WaitCondition,
+    check_timeout,
+    check_wait_condition,
+    check_whole_number,
+    is_number,
+    parse_signal,
+)
+from lifecycle.runtime import RuntimeDriver, RuntimeHandle, SpawnFailure
 
-if TYPE_CHECKING:
-    import graphviz
+__all__ = [
+    "Container",
+    "LogStatistics",
+    "cancel_pending_restart",
+    "new_container",
+    "observe",
+    "stop_for_shutdown",
+]
 
-    from lifecycle._engine import Engine
-
-__all__ = ["Container", "LogStatistics"]
-
-# How long pause() waits for every process of the group to show state T.
+# How long pause() waits for every process of the container to be stopped.
 PAUSE_TIMEOUT: Final = 5.0
-# After SIGKILL, how long a cancelled operation waits (shielded) for the exit
-# before giving up and letting the cancellation through; the watcher still
-# commits the die whenever it comes.
-KILL_REAP_TIMEOUT: Final = 5.0
 
 _LIVE: Final = frozenset({State.RUNNING, State.PAUSED})
 
@@ -80,7 +100,7 @@ def _since_ns(since: datetime | float | None) -> int | None:
         if since.tzinfo is None:
             raise InvalidArgumentError("since must be an aware datetime (with a time zone)")
         return int(since.timestamp() * 1e9)
-    if isinstance(since, bool) or not isinstance(since, int | float):
+    if not is_number(since):
         raise InvalidArgumentError(f"since must be a datetime or Unix seconds, not {since!r}")
     return int(since * 1e9)
 
@@ -109,14 +129,14 @@ class _Operation:
     async def __aenter__(self) -> None:
         container = self._container
         if not self._internal:
-            container._engine._check_open()
+            container._context.check_open()
         # A caller cancelled before it begins gets nothing done, deterministically.
         await anyio.lowlevel.checkpoint_if_cancelled()
         await container._lock.acquire()
         try:
             if not self._internal:
                 # Queued before a shutdown began: must not start anything now.
-                container._engine._check_open()
+                container._context.check_open()
             container._reconcile()
         except BaseException:
             container._lock.release()
@@ -141,123 +161,65 @@ class Container:
 
     __slots__ = (
         "__weakref__",  # handles may be held weakly (registries, caches, the soak test)
-        "_capture",
         "_changed",
-        "_cwd",
-        "_engine",
-        "_env",
+        "_context",
+        "_driver",
         "_exit_count",
-        "_inherit_env",
-        "_inherit_stdin",
+        "_handle",
         "_lock",
         "_logs",
-        "_manually_stopped",
         "_model",
-        "_policy",
-        "_process",
-        "_restart_delay",
-        "_restart_pending",
-        "_restart_scope",
-        "_started_monotonic",
-        "_stop_signal",
-        "_stop_timeout",
-        "command",
+        "_restarts",
+        "_spec",
         "error",
         "exit_code",
         "finished_at",
         "id",
         "name",
-        "restart_count",
         "started_at",
     )
 
-    _engine: Engine
-    _capture: bool
+    _context: EngineContext
+    _spec: ContainerSpec
+    _driver: RuntimeDriver
     _logs: LogBuffer
-    _manually_stopped: bool
-    _policy: RestartPolicy
-    _restart_delay: float
-    _restart_pending: bool
-    _restart_scope: anyio.CancelScope | None
-    _started_monotonic: float
-    _env: dict[str, str]
-    _inherit_env: bool
-    _inherit_stdin: bool
-    _cwd: str | None
-    _stop_signal: signal.Signals
-    _stop_timeout: float
+    _restarts: RestartTracker
     _model: StateModel
     _lock: anyio.Lock
     _changed: anyio.Event | None
-    _process: SupervisedProcess | None
+    _handle: RuntimeHandle | None
     _exit_count: int
     id: str
     name: str
-    command: tuple[str, ...]
     exit_code: int | None
     error: str | None
     started_at: datetime | None
     finished_at: datetime | None
-    restart_count: int
 
     def __init__(self) -> None:
         raise TypeError("Container has no public constructor; use Engine.create()")
-
-    @classmethod
-    def _new(
-        cls,
-        *,
-        engine: Engine,
-        container_id: str,
-        name: str,
-        command: tuple[str, ...],
-        env: dict[str, str],
-        inherit_env: bool,
-        inherit_stdin: bool,
-        cwd: str | None,
-        stop_signal: signal.Signals,
-        stop_timeout: float,
-        restart_policy: RestartPolicy,
-        capture_output: bool,
-        logs: LogBuffer,
-    ) -> Container:
-        self = object.__new__(cls)
-        self._engine = engine
-        self.id = container_id
-        self.name = name
-        self.command = command
-        self._env = env
-        self._inherit_env = inherit_env
-        self._inherit_stdin = inherit_stdin
-        self._cwd = cwd
-        self._stop_signal = stop_signal
-        self._stop_timeout = stop_timeout
-        self._model = StateModel(container_id=container_id, name=name)
-        self._lock = anyio.Lock()
-        self._changed = None  # created by the first waiter: most containers have none
-        self._process = None
-        self._exit_count = 0
-        self.exit_code = None
-        self.error = None
-        self.started_at = None
-        self.finished_at = None
-        self.restart_count = 0
-        self._policy = restart_policy
-        self._restart_delay = 0.0
-        self._restart_pending = False
-        self._restart_scope = None
-        self._manually_stopped = False
-        self._started_monotonic = 0.0
-        self._capture = capture_output
-        self._logs = logs
-        return self
 
     # -- read-only views -------------------------------------------------
 
     @property
     def short_id(self) -> str:
         """The first 12 characters of ``id``, as Docker shows it."""
-        return self.id[:SHORT_ID_LENGTH]
+        return truncate_id(self.id)
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """The argv the process runs (no shell)."""
+        return self._spec.command
+
+    @property
+    def spec(self) -> ContainerSpec:
+        """The checked configuration it was created with (frozen)."""
+        return self._spec
+
+    @property
+    def driver(self) -> str:
+        """The name of the runtime driver that runs its process (``"native"``)."""
+        return self._spec.runtime
 
     @property
     def state(self) -> State:
@@ -277,29 +239,34 @@ class Container:
     @property
     def pid(self) -> int | None:
         """The main process's PID while running or paused, else None."""
-        if self._process is None or self._model.state not in _LIVE:
+        if self._handle is None or self._model.state not in _LIVE:
             return None
-        return self._process.pid
+        return self._handle.pid
 
     @property
     def stop_signal(self) -> signal.Signals:
         """The signal ``stop()`` sends first (default SIGTERM)."""
-        return self._stop_signal
+        return self._spec.stop_signal
 
     @property
     def stop_timeout(self) -> float:
         """Seconds ``stop()`` waits before SIGKILL (default 10)."""
-        return self._stop_timeout
+        return self._spec.stop_timeout
 
     @property
     def restarting(self) -> bool:
         """True while a restart by the restart policy is pending (the state is then stopped)."""
-        return self._restart_pending
+        return self._restarts.pending
 
     @property
     def restart_policy(self) -> RestartPolicy:
         """The restart policy (``no`` unless given to ``Engine.create``)."""
-        return self._policy
+        return self._spec.restart_policy
+
+    @property
+    def restart_count(self) -> int:
+        """Restarts by the policy since the last manual start (Docker's ``RestartCount``)."""
+        return self._restarts.count
 
     @overload
     def logs(
@@ -340,8 +307,8 @@ class Container:
         the container stops for good (not live, no restart pending).
         Cancellation (follow): simply stops iterating.
         """
-        if tail is not None and (isinstance(tail, bool) or not isinstance(tail, int) or tail < 0):
-            raise InvalidArgumentError(f"tail must be a whole number >= 0 or None, not {tail!r}")
+        if tail is not None:
+            check_whole_number(tail, "tail", minimum=0, none_ok=True)
         since_ns = _since_ns(since)
         if follow:
             return follow_logs(
@@ -366,7 +333,7 @@ class Container:
         )
 
     def _stopped_for_good(self) -> bool:
-        return self._model.state not in _LIVE and not self._restart_pending
+        return self._model.state not in _LIVE and not self._restarts.pending
 
     @property
     def last_transition(self) -> Transition:
@@ -386,6 +353,27 @@ class Container:
             title=f"{self.name} ({self.short_id}): {state.value}",
         )
 
+    @asynccontextmanager
+    async def subscribe(
+        self,
+        *,
+        actions: Iterable[str] | None = None,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        lossless: bool = False,
+    ) -> AsyncIterator[Subscription]:
+        """This container's events: ``Engine.subscribe(container=self, ...)``, with its rules.
+
+        Cancellation: leaving the block by cancellation unsubscribes.
+        """
+        self._context.check_open()
+        subscription = self._context.bus.open(
+            container=self.id, actions=actions, max_buffer=max_buffer, lossless=lossless
+        )
+        try:
+            yield subscription
+        finally:
+            subscription.close()
+
     def __repr__(self) -> str:
         detail = self._model.state.value
         if self.pid is not None:
@@ -401,9 +389,9 @@ class Container:
         return _Operation(self, internal)
 
     def _reconcile(self) -> None:
-        process = self._process
-        if process is not None and process.exited and self._model.state in _LIVE:
-            self._commit_exit(Trigger.DIE, process)
+        handle = self._handle
+        if handle is not None and handle.exited and self._model.state in _LIVE:
+            self._commit_exit(Trigger.DIE, handle)
 
     def _check(self, trigger: Trigger) -> State | None:
         """``StateModel.check``, after a look at ``/proc`` when the table refuses (see above)."""
@@ -420,12 +408,12 @@ class Container:
         if (
             self._model.state in _LIVE
             and not self._lock.locked()
-            and self._engine._on_event_loop_thread()
+            and self._context.on_event_loop_thread()
         ):
             self._reconcile_stop_state()
 
     def _reconcile_stop_state(self) -> bool:
-        """Commit running <-> paused when ``/proc`` says the group was stopped or resumed.
+        """Commit running <-> paused when the driver says the container was stopped or resumed.
 
         ``paused`` means what ``pause()`` makes true: every process of the group
         is stopped (DESIGN.md, "The supervised process"). So a group stopped by
@@ -437,11 +425,11 @@ class Container:
         unreaped for the whole look, so its PID cannot belong to anyone else.
         Returns whether it committed a change.
         """
-        process = self._process
+        handle = self._handle
         state = self._model.state
-        if process is None or state not in _LIVE:
+        if handle is None or state not in _LIVE:
             return False
-        stopped = process.group_stopped_now()
+        stopped = handle.frozen_now()
         if stopped is None:  # it exited: its die is being committed
             return False
         if stopped and state is State.RUNNING:
@@ -456,7 +444,7 @@ class Container:
         """Move the state model (never a no-op here) and count the edge for the fleet graph."""
         transition = self._model.apply(trigger)
         if transition is not None:
-            self._engine._transitions_taken[transition] += 1
+            self._context.record(transition)
 
     async def _next_change(self) -> None:
         if self._changed is None:
@@ -472,11 +460,11 @@ class Container:
     def _emit(
         self,
         action: str,
-        from_state: State,
+        from_state: State | None,
         to_state: State | None = None,
         attributes: dict[str, str] | None = None,
     ) -> None:
-        self._engine._emit(self, action, from_state, to_state, attributes)
+        self._context.publish(self.id, self.name, action, from_state, to_state, attributes)
 
     def _log_transition(
         self,
@@ -502,81 +490,65 @@ class Container:
             **extra,
         )
 
-    def _commit_exit(
-        self, trigger: Trigger, process: SupervisedProcess, *, move: bool = True
-    ) -> None:
-        """Take note of ``process``'s exit: exit code, the ``die`` (and ``stop``) events.
+    def _commit_exit(self, trigger: Trigger, handle: RuntimeHandle, *, move: bool = True) -> None:
+        """Take note of ``handle``'s exit: exit code, the ``die`` (and ``stop``) events.
 
         With ``move`` (always, except in the middle of a restart) the container
         moves to stopped through ``trigger`` (stop, kill or die). A restart
         keeps its state and commits running -> running once the new process runs.
         """
         source = self._model.state
-        self.exit_code = process.exit_code
+        self.exit_code = handle.exit_code
         self.finished_at = _now()
-        self._process = None
+        self._handle = None
         self._exit_count += 1
         if move:
             self._apply(trigger)
-            self._log_transition(trigger, source, process.pid)
-        self._emit("die", source, State.STOPPED, {"exitCode": str(process.exit_code)})
+            self._log_transition(trigger, source, handle.pid)
+        self._emit("die", source, State.STOPPED, {"exitCode": str(handle.exit_code)})
         if trigger is Trigger.STOP:
             self._emit("stop", State.STOPPED)
-        if trigger is Trigger.DIE and process.exit_code is not None:
-            self._consider_restart(process.exit_code, time.monotonic() - self._started_monotonic)
+        if trigger is Trigger.DIE and handle.exit_code is not None:
+            self._consider_restart(handle.exit_code)
         self._notify()
 
-    # -- the restart policy -------------------------------------------------
+    # -- the restart policy (its state: engine/_restarts.py) ----------------
 
-    def _consider_restart(self, exit_code: int, ran_for: float) -> None:
+    def _consider_restart(self, exit_code: int, ran_for: float | None = None) -> None:
         """After an exit nobody asked for: schedule a restart if the policy says so."""
-        if self._manually_stopped or self._engine._closing:
-            return
-        if not self._policy.should_restart(exit_code, self.restart_count):
-            return
-        self._restart_delay = self._policy.next_delay(self._restart_delay, ran_for)
-        self._restart_pending = True
-        self._engine._schedule(self._restart_after, self._restart_delay)
+        delay = self._restarts.consider(exit_code, closing=self._context.closing, ran_for=ran_for)
+        if delay is not None:
+            self._context.schedule(self._restart_after, delay)
 
     async def _restart_after(self, delay: float) -> None:
-        scope = self._restart_scope = anyio.CancelScope()
-        with scope:
-            await anyio.sleep(delay)
-            with self._engine._start_in_flight():
-                await self._restart_by_policy()
+        await self._restarts.run_after(delay, self._restart_by_policy)
 
     async def _restart_by_policy(self) -> None:
-        async with self._operation(internal=True):
-            if not self._restart_pending or self._engine._closing:
-                return
-            self._restart_pending = False
-            self._restart_scope = None
-            try:
-                process = await self._spawn()
-            except SpawnError:
-                # Counts as another failed run (exit code 127/126 recorded).
-                self._consider_restart(self.exit_code or 0, 0.0)
-                self._notify()
-                return
-            self.restart_count += 1
-            self._commit_spawned(Trigger.START, process, State.STOPPED)
+        with self._driver.starting():
+            async with self._operation(internal=True):
+                if self._context.closing or not self._restarts.claim():
+                    return
+                try:
+                    handle = await self._spawn()
+                except SpawnError:
+                    # Counts as another failed run (exit code 127/126 recorded).
+                    self._consider_restart(self.exit_code or 0, 0.0)
+                    self._notify()
+                    return
+                self._restarts.count += 1
+                self._commit_spawned(Trigger.START, handle, State.STOPPED)
 
     def _reset_restart_policy(self) -> None:
-        """A manual start or restart: the policy's count and backoff start over (moby: a
-        new restart manager on every `docker start`)."""
-        self._cancel_pending_restart()
-        self._manually_stopped = False
-        self.restart_count = 0
-        self._restart_delay = 0.0
+        """A manual start or restart: the policy's count and backoff start over."""
+        if self._restarts.reset():
+            self._notify()
 
     def _cancel_pending_restart(self) -> None:
         """A manual stop/kill/remove/start: no pending restart survives it."""
-        if self._restart_pending:
-            self._restart_pending = False
-            if self._restart_scope is not None:
-                self._restart_scope.cancel()
-                self._restart_scope = None
+        if self._restarts.cancel_pending():
             self._notify()
+
+    # -- committing, spawning, terminating -----------------------------------
 
     def _commit(self, trigger: Trigger, action: str, *, external: bool = False) -> None:
         """Commit ``trigger`` and publish ``action`` carrying the state change.
@@ -590,23 +562,17 @@ class Container:
         self._emit(action, source, self._model.state, {"external": "true"} if external else None)
         self._notify()
 
-    async def _spawn(self) -> SupervisedProcess:
+    async def _spawn(self) -> RuntimeHandle:
         """Start the command; on failure record exit code and error and raise SpawnError.
 
-        On the loop's thread (the cheapest way), unless the machine is busy
-        and other starts are waiting: then in a worker thread, so their forks
-        overlap instead of queueing on the loop (``Engine._spawn_in_thread``).
-        Cancellation: the spawn completes.
+        Cancellation: the spawn completes (``RuntimeDriver.spawn``).
         """
-        engine = self._engine
         try:
-            process = await SupervisedProcess.spawn(
-                self.command,
-                env=engine._environment(self._env, self._inherit_env),
-                cwd=self._cwd,
-                inherit_stdin=self._inherit_stdin,
-                capture_output=self._capture,
-                in_thread=engine._spawn_in_thread(),
+            return await self._driver.spawn(
+                self._spec,
+                environment=self._context.environment(self._spec),
+                output=self._logs,
+                on_exit=self._exit_observed,
             )
         except SpawnFailure as failure:
             self.exit_code = failure.exit_code
@@ -618,19 +584,14 @@ class Container:
                 container_id=self.id,
                 name=self.name,
             ) from None
-        engine._note_spawn(process.spawn_seconds)
-        engine._supervise(self, process)
-        return process
 
-    def _commit_spawned(
-        self, trigger: Trigger, process: SupervisedProcess, event_from: State
-    ) -> None:
+    def _commit_spawned(self, trigger: Trigger, handle: RuntimeHandle, event_from: State) -> None:
         """Commit start or restart for a process that runs; publish ``start``."""
         source = self._model.state
-        self._process = process
+        self._handle = handle
         self.error = None
         self.started_at = _now()
-        self._started_monotonic = time.monotonic()
+        self._restarts.note_started()
         self._apply(trigger)
         self._log_transition(trigger, source)
         self._emit("start", event_from, State.RUNNING)
@@ -644,57 +605,54 @@ class Container:
         *,
         move: bool = True,
     ) -> None:
-        """Signal, wait up to ``timeout``, SIGKILL, wait; commit ``trigger`` once reaped.
+        """Signal, wait up to ``timeout``, SIGKILL, wait; commit ``trigger`` once it exited.
 
         ``move=False`` (restart) records the exit but leaves the state to the
         caller -- unless the wait is interrupted, in which case the container
         moves to stopped all the same, so the state stays true.
         """
-        process = self._process
-        if process is None:  # pragma: no cover -- callers checked the state
+        handle = self._handle
+        if handle is None:  # pragma: no cover -- callers checked the state
             raise RuntimeError(f"{self!r} has no process to terminate")
-        was_paused = self._model.state is State.PAUSED
-        killed = False
+
+        def send(sig: signal.Signals) -> None:
+            self._send(handle, sig)
+
+        def escalating() -> None:
+            get_logger().warning(
+                "stop escalated to SIGKILL",
+                container_id=self.short_id,
+                name=self.name,
+                pid=handle.pid,
+                signal=first_signal.name,
+                timeout=timeout,
+            )
+
         completed = False
         try:
-            self._send(process, first_signal)
-            killed = first_signal is signal.SIGKILL
-            if not killed and (was_paused or process.is_stopped_now()):
-                # A handled signal stays pending in a stopped process: wake it
-                # so it can act (Docker does this for a paused container; we do
-                # it too for one that was stopped from outside or by itself).
-                process.signal_group(signal.SIGCONT)
-            if not killed:
-                with anyio.move_on_after(timeout):
-                    await process.wait()
-                if not process.exited:
-                    get_logger().warning(
-                        "stop escalated to SIGKILL",
-                        container_id=self.short_id,
-                        name=self.name,
-                        pid=process.pid,
-                        signal=first_signal.name,
-                        timeout=timeout,
-                    )
-                    self._send(process, signal.SIGKILL)
-                    killed = True
-            await process.wait()
+            await terminate(
+                handle,
+                first_signal,
+                timeout,
+                was_paused=self._model.state is State.PAUSED,
+                send=send,
+                escalating=escalating,
+            )
             completed = True
         finally:
-            if not process.exited:
-                # Cancelled (or failed) mid-way: finish the kill so the state stays true.
-                with anyio.CancelScope(shield=True):
-                    if not killed:
-                        self._send(process, signal.SIGKILL)
-                    with anyio.move_on_after(KILL_REAP_TIMEOUT):
-                        await process.wait()
-            if process.exited and self._process is process:
-                self._commit_exit(trigger, process, move=move or not completed)
+            if handle.exited and self._handle is handle:
+                self._commit_exit(trigger, handle, move=move or not completed)
 
-    def _send(self, process: SupervisedProcess, sig: signal.Signals) -> None:
-        """Signal the group and publish the kill event (Docker logs it after sending)."""
-        process.signal_group(sig)
+    def _send(self, handle: RuntimeHandle, sig: signal.Signals) -> None:
+        """Signal the container and publish the kill event (Docker logs it after sending)."""
+        handle.signal(sig)
         self._emit("kill", self._model.state, None, {"signal": str(int(sig))})
+
+    def _live_handle(self) -> RuntimeHandle:
+        handle = self._handle
+        if handle is None:  # pragma: no cover -- running implies a process
+            raise RuntimeError(f"{self!r} is live without a process")
+        return handle
 
     # -- operations ------------------------------------------------------
 
@@ -708,13 +666,13 @@ class Container:
         cancellation that arrives during it is delivered once the container
         runs, at the caller's next checkpoint).
         """
-        with self._engine._start_in_flight():
+        with self._driver.starting():
             async with self._operation():
                 if self._check(Trigger.START) is None:
                     return
                 self._reset_restart_policy()
-                process = await self._spawn()
-                self._commit_spawned(Trigger.START, process, self._model.state)
+                handle = await self._spawn()
+                self._commit_spawned(Trigger.START, handle, self._model.state)
 
     async def pause(self) -> None:
         """Stop every process of the group (SIGSTOP); return once ``/proc`` shows them stopped.
@@ -725,22 +683,14 @@ class Container:
         """
         async with self._operation():
             self._check(Trigger.PAUSE)
-            process = self._process
-            if process is None:  # pragma: no cover -- running implies a process
-                raise RuntimeError(f"{self!r} is running without a process")
-            process.signal_group(signal.SIGSTOP)
-            try:
-                stopped = await process.wait_group_stopped(PAUSE_TIMEOUT)
-            except BaseException:
-                process.signal_group(signal.SIGCONT)  # takes effect at once
-                raise
+            handle = self._live_handle()
+            stopped = await handle.freeze(PAUSE_TIMEOUT)
             if stopped is None:
                 # It exited before it stopped: that exit is what happened.
-                await process.wait()
+                await handle.wait()
                 self._reconcile()
                 self._model.check(Trigger.PAUSE)  # raises: container is stopped
             elif not stopped:
-                process.signal_group(signal.SIGCONT)
                 raise PauseTimeoutError(timeout=PAUSE_TIMEOUT, container_id=self.id, name=self.name)
             else:
                 self._commit(Trigger.PAUSE, "pause")
@@ -749,8 +699,8 @@ class Container:
         """Resume the group (SIGCONT, which takes effect at once). Cancellation: atomic."""
         async with self._operation():
             self._check(Trigger.UNPAUSE)
-            if self._process is not None:
-                self._process.signal_group(signal.SIGCONT)
+            if self._handle is not None:
+                await self._handle.thaw()
             self._commit(Trigger.UNPAUSE, "unpause")
 
     async def stop(self, timeout: float | None = None) -> None:
@@ -762,13 +712,13 @@ class Container:
         once and reaped (shielded), the container is stopped, then the
         cancellation propagates.
         """
-        timeout = self._stop_timeout if timeout is None else check_timeout(timeout)
+        timeout = self._spec.stop_timeout if timeout is None else check_timeout(timeout)
         async with self._operation():
-            self._manually_stopped = True
+            self._restarts.manually_stopped = True
             self._cancel_pending_restart()
             if self._check(Trigger.STOP) is None:
                 return
-            await self._terminate(Trigger.STOP, self._stop_signal, timeout)
+            await self._terminate(Trigger.STOP, self._spec.stop_signal, timeout)
 
     async def kill(self, sig: SignalLike = signal.SIGKILL) -> None:
         """Send ``sig`` (name, number or ``signal.Signals``; default SIGKILL) to the group.
@@ -781,25 +731,23 @@ class Container:
         """
         parsed = parse_signal(sig)
         async with self._operation():
-            if parsed in (signal.SIGKILL, self._stop_signal):
+            if parsed in (signal.SIGKILL, self._spec.stop_signal):
                 # Meant to stop it: the restart policy must not undo that (moby
                 # marks the container manually stopped). Other signals (HUP to
                 # reload, USR1...) leave the policy alone.
-                self._manually_stopped = True
-                if self._restart_pending:
+                self._restarts.manually_stopped = True
+                if self._restarts.pending:
                     self._cancel_pending_restart()
                     return
             self._check(Trigger.KILL)
-            process = self._process
-            if process is None:  # pragma: no cover -- running implies a process
-                raise RuntimeError(f"{self!r} is live without a process")
+            handle = self._live_handle()
             if parsed is signal.SIGKILL:
                 await self._terminate(Trigger.KILL, signal.SIGKILL, 0.0)
                 return
-            self._send(process, parsed)
+            self._send(handle, parsed)
             if self._model.state is State.PAUSED:
-                process.signal_group(signal.SIGCONT)
-                if not process.has_exited_now():
+                await handle.thaw()
+                if not handle.has_exited_now():
                     self._commit(Trigger.UNPAUSE, "unpause")
 
     async def restart(self, timeout: float | None = None) -> None:
@@ -809,7 +757,7 @@ class Container:
         is then stopped). Cancellation: during the stop, as ``stop()``; the
         container ends stopped.
         """
-        timeout = self._stop_timeout if timeout is None else check_timeout(timeout)
+        timeout = self._spec.stop_timeout if timeout is None else check_timeout(timeout)
         async with self._operation():
             self._check(Trigger.RESTART)
             self._reset_restart_policy()
@@ -817,10 +765,10 @@ class Container:
             if source in _LIVE:
                 # The state stays running/paused while the old process goes, so
                 # the committed transition is the table's running -> running.
-                await self._terminate(Trigger.STOP, self._stop_signal, timeout, move=False)
+                await self._terminate(Trigger.STOP, self._spec.stop_signal, timeout, move=False)
             try:
-                with self._engine._start_in_flight():
-                    process = await self._spawn()
+                with self._driver.starting():
+                    handle = await self._spawn()
             except SpawnError:
                 if self._model.state in _LIVE:  # the old process is gone: say so
                     self._apply(Trigger.STOP)
@@ -828,7 +776,7 @@ class Container:
                     self._notify()
                 raise
             self._commit_spawned(
-                Trigger.RESTART, process, State.STOPPED if source in _LIVE else source
+                Trigger.RESTART, handle, State.STOPPED if source in _LIVE else source
             )
             self._emit("restart", State.RUNNING)
 
@@ -844,7 +792,7 @@ class Container:
             if force and self._model.state in _LIVE:
                 await self._terminate(Trigger.KILL, signal.SIGKILL, 0.0)
             self._check(Trigger.REMOVE)
-            self._engine._forget(self)
+            self._context.forget(self.id)
             self._commit(Trigger.REMOVE, "destroy")
 
     async def wait(self, condition: WaitCondition = "not-running") -> int:
@@ -861,7 +809,7 @@ class Container:
         """
         condition = check_wait_condition(condition)
         if condition == "not-running":
-            while self._model.state in _LIVE or self._restart_pending:
+            while self._model.state in _LIVE or self._restarts.pending:
                 await self._next_change()
         elif condition == "removed":
             while self._model.state is not State.DELETED:
@@ -878,16 +826,8 @@ class Container:
     def _gone(self) -> NoReturn:
         raise ContainerNotFoundError(self.name, reason="it was removed")
 
-    # -- engine shutdown ---------------------------------------------------
-
-    async def _stop_for_shutdown(self) -> None:
-        async with self._operation(internal=True):
-            self._cancel_pending_restart()
-            if self._model.state in _LIVE:
-                await self._terminate(Trigger.STOP, self._stop_signal, self._stop_timeout)
-
     def _exit_observed(self) -> None:
-        """The process has exited and been reaped: commit ``die`` unless someone does.
+        """The driver completed the exit: commit ``die`` unless someone does.
 
         If an operation holds the lock, it commits the exit itself (stop,
         kill) or reconciles when it releases the lock. Otherwise nobody is
@@ -896,3 +836,58 @@ class Container:
         """
         if not self._lock.locked():
             self._reconcile()
+
+
+# -- what the engine does with its containers (this module's friends) ---------
+
+
+def new_container(
+    context: EngineContext, spec: ContainerSpec, *, container_id: str, name: str, logs: LogBuffer
+) -> Container:
+    """Make a container and commit its ``create`` (log line and event)."""
+    self = object.__new__(Container)
+    self._context = context
+    self._spec = spec
+    self._driver = context.driver(spec.runtime)
+    self.id = container_id
+    self.name = name
+    self._model = StateModel(container_id=container_id, name=name)
+    self._lock = anyio.Lock()
+    self._changed = None  # created by the first waiter: most containers have none
+    self._handle = None
+    self._exit_count = 0
+    self.exit_code = None
+    self.error = None
+    self.started_at = None
+    self.finished_at = None
+    self._restarts = RestartTracker(spec.restart_policy)
+    self._logs = logs
+    context.record(self._model.last_transition)
+    self._log_transition(Trigger.CREATE, None)
+    self._emit("create", None, State.CREATED)
+    return self
+
+
+def is_live(container: Container) -> bool:
+    """Running or paused, as last committed (no look at the OS)."""
+    return container._model.state in _LIVE
+
+
+def observe(container: Container) -> None:
+    """The engine's periodic look for a stop or resume from outside (``Container.state``)."""
+    container._observe()
+
+
+def cancel_pending_restart(container: Container) -> None:
+    """Shutdown: no restart by policy may begin any more."""
+    container._cancel_pending_restart()
+
+
+async def stop_for_shutdown(container: Container) -> None:
+    """Shutdown: stop a live container with its own stop signal and timeout (shielded caller)."""
+    async with container._operation(internal=True):
+        container._cancel_pending_restart()
+        if container._model.state in _LIVE:
+            await container._terminate(
+                Trigger.STOP, container._spec.stop_signal, container._spec.stop_timeout
+            )

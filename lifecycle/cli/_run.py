@@ -30,12 +30,11 @@ from typing import Final
 import anyio
 from anyio.abc import TaskGroup
 
-from lifecycle._container import Container
-from lifecycle._engine import Engine
 from lifecycle._errors import EngineClosedError, InvalidTransitionError, SpawnError
-from lifecycle._events import Event
-from lifecycle._live import LiveGraph
-from lifecycle._signals import SignalLike
+from lifecycle.engine import Container, Engine
+from lifecycle.events import Event
+from lifecycle.live import LiveGraph
+from lifecycle.model import SignalLike
 
 __all__ = ["EXIT_LIFECYCLE_FAILED", "RunOptions", "docker_event_json", "run_container"]
 

@@ -1,7 +1,9 @@
-"""Checking what callers pass in, before anything changes.
+"""Checking what callers pass in, before anything changes: the one home of every input rule.
 
 Each check returns the normalised value or raises ``InvalidArgumentError``
 (a ``ValueError``) whose message names the argument and the rule it broke.
+Every layer that takes a number (timeouts, buffer sizes, retries, log
+tails) checks it here, so the rules and their wording cannot drift apart.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Final, Literal, get_args
+from typing import Final, Literal, TypeGuard, get_args
 
 from lifecycle._errors import InvalidArgumentError
 
@@ -17,6 +19,7 @@ __all__ = [
     "DEFAULT_STOP_TIMEOUT",
     "WAIT_CONDITIONS",
     "WaitCondition",
+    "check_at_least",
     "check_command",
     "check_cwd",
     "check_env",
@@ -24,6 +27,8 @@ __all__ = [
     "check_path",
     "check_timeout",
     "check_wait_condition",
+    "check_whole_number",
+    "is_number",
 ]
 
 # Docker and Podman wait 10 s, supervisord's stopwaitsecs is 10, systemd's
@@ -100,14 +105,38 @@ def check_cwd(cwd: object) -> str | None:
     return None if cwd is None else check_path(cwd, "cwd")
 
 
-def check_timeout(timeout: object, what: str = "timeout") -> float:
+def is_number(value: object) -> TypeGuard[int | float]:
+    """An int or a float, and not a bool (``True`` is an ``int`` to Python, not to us)."""
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+def check_whole_number(value: object, what: str, *, minimum: int, none_ok: bool = False) -> int:
+    """A whole number (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        alternative = " or None" if none_ok else ""
+        raise InvalidArgumentError(
+            f"{what} must be a whole number >= {minimum}{alternative}, not {value!r}"
+        )
+    return value
+
+
+def check_at_least(value: object, what: str, minimum: float) -> float:
+    """A number (not a bool, not NaN) of at least ``minimum``."""
+    if not is_number(value):
+        raise InvalidArgumentError(f"{what} must be a number, not {value!r}")
+    if not value >= minimum:  # also refuses NaN, which compares false
+        raise InvalidArgumentError(f"{what} must be {minimum:g} or more, not {value!r}")
+    return float(value)
+
+
+def check_timeout(
+    timeout: object, what: str = "timeout", *, hint: str = " (0 kills at once)"
+) -> float:
     """Seconds: a non-negative number (``math.inf`` waits forever)."""
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+    if not is_number(timeout):
         raise InvalidArgumentError(f"{what} must be a number of seconds, not {timeout!r}")
     if math.isnan(timeout) or timeout < 0:
-        raise InvalidArgumentError(
-            f"{what} must be zero or more seconds, not {timeout!r} (0 kills at once)"
-        )
+        raise InvalidArgumentError(f"{what} must be zero or more seconds, not {timeout!r}{hint}")
     return float(timeout)
 
 
@@ -115,7 +144,7 @@ def check_interval(interval: object, what: str) -> float | None:
     """Seconds between periodic looks: a positive, finite number, or None for never."""
     if interval is None:
         return None
-    if isinstance(interval, bool) or not isinstance(interval, int | float):
+    if not is_number(interval):
         raise InvalidArgumentError(f"{what} must be a number of seconds or None, not {interval!r}")
     if not math.isfinite(interval) or interval <= 0:
         raise InvalidArgumentError(

@@ -29,16 +29,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, final
+from typing import Final, final
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from lifecycle._errors import InvalidArgumentError
-from lifecycle._states import State
-
-if TYPE_CHECKING:
-    from lifecycle._container import Container
+from lifecycle._stringid import truncate_id
+from lifecycle.model import State, check_whole_number
 
 __all__ = [
     "ACTIONS",
@@ -78,7 +76,8 @@ class Event:
         change = f"{self.from_state}->{self.to_state}" if self.to_state else f"{self.from_state}"
         extra = "".join(f" {k}={v}" for k, v in self.attributes.items() if k != "name")
         lost = f" (dropped {self.dropped} before)" if self.dropped else ""
-        return f"<Event {self.action} {self.name} ({self.container_id[:12]}) {change}{extra}{lost}>"
+        who = f"{self.name} ({truncate_id(self.container_id)})"
+        return f"<Event {self.action} {who} {change}{extra}{lost}>"
 
 
 @final
@@ -104,12 +103,6 @@ def _check_actions(actions: Iterable[str] | None) -> frozenset[str] | None:
             f"(expected some of: {', '.join(ACTIONS)})"
         )
     return chosen
-
-
-def _check_max_buffer(max_buffer: int) -> int:
-    if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 1:
-        raise InvalidArgumentError(f"max_buffer must be a whole number >= 1, not {max_buffer!r}")
-    return max_buffer
 
 
 @final
@@ -244,17 +237,18 @@ class EventBus:
     def open(
         self,
         *,
-        container: str | Container | None = None,
+        container: str | None = None,
         actions: Iterable[str] | None = None,
         max_buffer: int = DEFAULT_MAX_BUFFER,
         lossless: bool = False,
     ) -> Subscription:
-        reference = container if container is None or isinstance(container, str) else container.id
+        """A new subscription to the events of ``container`` (a name, id or id prefix; None:
+        every container) whose action is in ``actions`` (None: all)."""
         subscription = Subscription(
             self,
-            container=reference,
+            container=container,
             actions=_check_actions(actions),
-            max_buffer=_check_max_buffer(max_buffer),
+            max_buffer=check_whole_number(max_buffer, "max_buffer", minimum=1),
             lossless=lossless,
         )
         if self._closed:

@@ -33,16 +33,17 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final, final
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
-from lifecycle import _procfs
+from lifecycle._polling import poll_until
+from lifecycle.runtime import SpawnFailure
+from lifecycle.runtime.native import _procfs
 
-__all__ = ["SpawnFailure", "SupervisedProcess", "poll_until"]
+__all__ = ["SupervisedProcess"]
 
 # How long to wait, after the reap, for SIGKILLed leftovers of the group to die
 # before announcing the exit anyway (only uninterruptible sleep takes long).
@@ -53,43 +54,6 @@ OUTPUT_DRAIN_TIMEOUT: Final = 2.0
 # Exit code for an exit status we could not read (someone else reaped the
 # child): 255, moby's value for an exit it could not determine.
 UNKNOWN_EXIT_CODE: Final = 255
-
-_SPIN_CHECKPOINTS: Final = 20
-_FIRST_SLEEP: Final = 0.0005
-_MAX_SLEEP: Final = 0.05
-
-
-async def poll_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Wait until ``condition()`` is true or ``timeout`` seconds pass; return the last answer.
-
-    Spins on scheduler checkpoints first (SIGSTOP and SIGKILL usually land
-    within microseconds, and any ``anyio.sleep(>0)`` costs about 1 ms), then
-    backs off exponentially up to 50 ms between looks. Cancellable.
-    """
-    if condition():
-        return True
-    for _ in range(_SPIN_CHECKPOINTS):
-        await anyio.lowlevel.checkpoint()
-        if condition():
-            return True
-    delay = _FIRST_SLEEP
-    with anyio.move_on_after(timeout):
-        while True:
-            await anyio.sleep(delay)
-            if condition():
-                return True
-            delay = min(delay * 2, _MAX_SLEEP)
-    return condition()
-
-
-class SpawnFailure(Exception):
-    """The child could not be started; ``exit_code`` is the shell's 127 or 126."""
-
-    def __init__(self, reason: str, exit_code: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.exit_code = exit_code
-
 
 # Not the command's fault: this process ran out of something. Exit code 125,
 # what docker run returns when the failure is Docker's own.
@@ -188,10 +152,11 @@ def _start_child(
 class SupervisedProcess:
     """A child in its own session and process group, observed through a pidfd.
 
-    No public constructor: use ``SupervisedProcess.spawn``. When ``pidfd``
-    turns readable, call ``try_complete_exit_now()``; if it returns False,
-    call ``complete_exit()`` in a task that outlives every caller waiting for
-    the exit (the engine runs it shielded).
+    The native driver's ``RuntimeHandle``. No public constructor: use
+    ``SupervisedProcess.spawn``. When ``pidfd`` turns readable, call
+    ``try_complete_exit_now()``; if it returns False, call
+    ``complete_exit()`` in a task that outlives every caller waiting for the
+    exit (the driver runs it shielded).
     """
 
     __slots__ = (
@@ -215,14 +180,14 @@ class SupervisedProcess:
         spawn_seconds: float,
     ) -> None:
         self._popen = popen
-        # How long the fork and exec took: the engine's measure of how busy the machine is.
+        # How long the fork and exec took: the driver's measure of how busy the machine is.
         self.spawn_seconds = spawn_seconds
         self._pidfd: int | None = pidfd
         self._reaped = False
         self._exited = anyio.Event()
         self.pid: int = popen.pid
         self.exit_code: int | None = None
-        # Read ends of the stdout and stderr pipes, for the engine's readers.
+        # Read ends of the stdout and stderr pipes, for the driver's multiplexer.
         self.output_fds = output_fds
         self._open_outputs = 0 if output_fds is None else len(output_fds)
         self._outputs_closed = anyio.Event()
@@ -290,12 +255,12 @@ class SupervisedProcess:
         poller.register(self._pidfd, select.POLLIN)
         return bool(poller.poll(0))
 
-    def is_stopped_now(self) -> bool:
+    def stopped_now(self) -> bool:
         """Whether /proc shows the main process stopped (state T), by us or anyone else."""
         stat = _procfs.read_stat(self.pid)
         return stat is not None and stat.state == "T"
 
-    def signal_group(self, sig: signal.Signals) -> bool:
+    def signal(self, sig: signal.Signals) -> bool:
         """Send ``sig`` to the whole process group; False if nothing was there to receive it.
 
         Never signals after the reap (the group id may have been recycled).
@@ -331,7 +296,7 @@ class SupervisedProcess:
                 return False
         return True
 
-    def group_stopped_now(self) -> bool | None:
+    def frozen_now(self) -> bool | None:
         """Whether the group is stopped right now (as ``pause`` requires); None once exited.
 
         A look at ``/proc`` that is safe from PID reuse only before the reap,
@@ -341,13 +306,18 @@ class SupervisedProcess:
             return None
         return self._group_stopped()
 
-    async def wait_group_stopped(self, timeout: float) -> bool | None:
-        """After SIGSTOP: wait until the group is stopped (state ``T`` in ``/proc``).
+    async def freeze(self, timeout: float) -> bool | None:
+        """SIGSTOP the group; return once ``/proc`` shows it stopped (state ``T``).
 
-        Returns True when stopped, False on timeout, None if the process exited
-        meanwhile. Checks the main process and every descendant it still has
-        (orphans re-parented elsewhere would need a full ``/proc`` scan).
+        Returns True when stopped; False on timeout (the group was resumed
+        with SIGCONT); None if the process exited meanwhile. Checks the main
+        process and every descendant it still has (orphans re-parented
+        elsewhere would need a full ``/proc`` scan). SIGSTOP takes effect
+        asynchronously, hence the look (DESIGN.md, "Known traps").
+        Cancellation: the group is resumed (SIGCONT takes effect at once),
+        then the cancellation propagates.
         """
+        self.signal(signal.SIGSTOP)
         answer: bool | None = False
 
         def settled() -> bool:
@@ -355,8 +325,18 @@ class SupervisedProcess:
             answer = self._group_stopped()
             return answer is not False
 
-        await poll_until(settled, timeout)
+        try:
+            await poll_until(settled, timeout)
+        except BaseException:
+            self.signal(signal.SIGCONT)
+            raise
+        if answer is False:
+            self.signal(signal.SIGCONT)
         return answer
+
+    async def thaw(self) -> None:
+        """SIGCONT the group; it takes effect at once (nothing to wait for, no checkpoint)."""
+        self.signal(signal.SIGCONT)
 
     def _group_has_leftovers(self) -> bool:
         return bool(_procfs.group_members(self.pid, exclude=self.pid))
@@ -371,7 +351,7 @@ class SupervisedProcess:
         if pidfd is None or self._reaped:
             return
         # The zombie still holds the group id: killing the group is safe.
-        self.signal_group(signal.SIGKILL)
+        self.signal(signal.SIGKILL)
         self._reap(pidfd)
 
     def try_complete_exit_now(self) -> bool:
@@ -441,4 +421,4 @@ class SupervisedProcess:
         """Release the pidfd (idempotent). Does not touch the process."""
         pidfd, self._pidfd = self._pidfd, None
         if pidfd is not None:
-            os.close(pidfd)  # NB: the engine's Multiplexer must have forgotten it first
+            os.close(pidfd)  # NB: the driver's Multiplexer must have forgotten it first

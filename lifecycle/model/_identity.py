@@ -1,8 +1,5 @@
-"""Container ids and names, as Docker makes them.
+"""Container names, as Docker makes them (ids: ``lifecycle._stringid``).
 
-- id: 64 lowercase hex characters (32 random bytes); short id: the first 12.
-  Like moby's ``stringid.GenerateRandomID``, an id whose short form is all
-  digits is drawn again, so a short id never reads as a number.
 - name: given, or generated as ``adjective_noun`` from our own word lists;
   it must match ``[a-zA-Z0-9][a-zA-Z0-9_.-]*`` (moby ``restrictedNamePattern``).
 """
@@ -16,9 +13,8 @@ from typing import Final
 
 from lifecycle._errors import InvalidNameError
 
-__all__ = ["NAME_PATTERN", "SHORT_ID_LENGTH", "generate_name", "new_id", "validate_name"]
+__all__ = ["NAME_PATTERN", "generate_name", "validate_name"]
 
-SHORT_ID_LENGTH: Final = 12
 NAME_PATTERN: Final = "[a-zA-Z0-9][a-zA-Z0-9_.-]*"
 _NAME_RE: Final = re.compile(NAME_PATTERN)
 
@@ -44,14 +40,6 @@ _NOUNS: Final = (
     "tundra", "valley", "wave",
 )  # fmt: skip
 _MAX_PLAIN_ATTEMPTS: Final = 10
-
-
-def new_id() -> str:
-    """A fresh 64-hex-character id whose 12-character short form is not all digits."""
-    while True:
-        candidate = secrets.token_hex(32)
-        if not candidate[:SHORT_ID_LENGTH].isdigit():
-            return candidate
 
 
 def validate_name(name: object) -> str:

@@ -17,11 +17,11 @@ is accepted so that configurations written for Docker keep their meaning.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from typing import Final, Literal, final
 
 from lifecycle._errors import InvalidArgumentError
+from lifecycle.model._checks import check_at_least, check_timeout, check_whole_number
 
 __all__ = ["RestartPolicy"]
 
@@ -29,14 +29,6 @@ PolicyName = Literal["no", "on-failure", "always", "unless-stopped"]
 _NAMES: Final[tuple[PolicyName, ...]] = ("no", "on-failure", "always", "unless-stopped")
 _FORMS: Final = "no, on-failure, on-failure:N (N >= 0), always, unless-stopped"
 _ON_FAILURE: Final = re.compile(r"on-failure(?::(\d+))?")
-
-
-def _check_seconds(value: float, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise InvalidArgumentError(f"{what} must be a number of seconds, not {value!r}")
-    if value < 0:
-        raise InvalidArgumentError(f"{what} must be zero or more seconds, not {value!r}")
-    return float(value)
 
 
 @final
@@ -64,19 +56,10 @@ class RestartPolicy:
                 raise InvalidArgumentError(
                     f"max_retries only applies to on-failure, not to {self.name!r}"
                 )
-            if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
-                raise InvalidArgumentError(
-                    f"max_retries must be a whole number, not {self.max_retries!r}"
-                )
-            if self.max_retries < 0:
-                raise InvalidArgumentError(f"max_retries must be 0 or more, not {self.max_retries}")
-        _check_seconds(self.initial_delay, "initial_delay")
-        _check_seconds(self.max_delay, "max_delay")
-        _check_seconds(self.reset_after, "reset_after")
-        if isinstance(self.multiplier, bool) or not isinstance(self.multiplier, int | float):
-            raise InvalidArgumentError(f"multiplier must be a number, not {self.multiplier!r}")
-        if not self.multiplier >= 1:
-            raise InvalidArgumentError(f"multiplier must be 1 or more, not {self.multiplier!r}")
+            check_whole_number(self.max_retries, "max_retries", minimum=0)
+        for what in ("initial_delay", "max_delay", "reset_after"):
+            check_timeout(getattr(self, what), what, hint="")
+        check_at_least(self.multiplier, "multiplier", 1)
 
     def __str__(self) -> str:
         if self.name == "on-failure" and self.max_retries is not None:

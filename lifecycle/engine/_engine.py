@@ -1,0 +1,406 @@
+"""The engine: creates containers, finds them, and owns their lifetime.
+
+``Engine`` is an async context manager that owns a task group. It holds the
+registry of containers, the ``EngineContext`` they share (event bus, fleet
+counters, runtime drivers, the environment) and the background tasks of
+the engine itself: event deliverers, log-file writers, and the periodic
+look for stops from outside. Each runtime driver runs its own supervision
+in the same task group (the native driver: one dispatcher for every pidfd
+and pipe, shielded exit watchers); the engine knows drivers only through
+``lifecycle.runtime``'s protocols.
+
+Leaving the ``async with`` block, however it is left, stops every running
+or paused container concurrently (each with its own stop timeout), waits
+for every process to be reaped, closes the drivers, and only then closes
+the task group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self, final
+
+import anyio
+import anyio.lowlevel
+import graphviz
+from anyio.abc import TaskGroup
+
+from lifecycle._errors import EngineClosedError, InvalidArgumentError
+from lifecycle._logging import get_logger
+from lifecycle._stringid import new_id, truncate_id
+from lifecycle._tasks import ShieldedTasks
+from lifecycle.engine._container import (
+    Container,
+    cancel_pending_restart,
+    is_live,
+    new_container,
+    observe,
+    stop_for_shutdown,
+)
+from lifecycle.engine._context import EngineContext
+from lifecycle.engine._registry import ContainerRegistry
+from lifecycle.events import DEFAULT_MAX_BUFFER, Event, Subscription, deliver_to_callback
+from lifecycle.logs import LogBuffer
+from lifecycle.model import (
+    DEFAULT_LOG_BYTES,
+    DEFAULT_RUNTIME,
+    DEFAULT_STOP_SIGNAL,
+    DEFAULT_STOP_TIMEOUT,
+    ContainerSpec,
+    RestartPolicy,
+    SignalLike,
+    State,
+    check_env,
+    check_interval,
+    generate_name,
+    validate_name,
+)
+from lifecycle.runtime import BUILTIN_DRIVERS, RuntimeDriver, check_driver_name
+
+__all__ = ["Engine", "EngineStatistics"]
+
+# After the shutdown's stops, how long to wait for the last watchers (a
+# process stuck in uninterruptible sleep) and for callbacks to take their last
+# events, before ending them anyway.
+SHUTDOWN_GRACE: Final = 5.0
+# How often running and paused containers are compared with /proc for a stop
+# or resume sent from outside the engine. A pidfd reports exits only, and
+# SIGCHLD (which does report stops) needs the main thread and would take the
+# signal from its owner, so the engine looks. Precedent: Kubernetes' PLEG
+# relists containers every 1 s for the changes nobody reports to it.
+DEFAULT_OBSERVE_INTERVAL: Final = 1.0
+
+
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    """A snapshot of an engine (trio's ``statistics()`` convention)."""
+
+    containers: int
+    subscribers: int
+    events_published: int
+    events_dropped: int
+
+
+def _check_drivers(drivers: Iterable[RuntimeDriver] | None) -> dict[str, RuntimeDriver]:
+    chosen: dict[str, RuntimeDriver] = {}
+    for driver in drivers or ():
+        if not isinstance(driver, RuntimeDriver):
+            raise InvalidArgumentError(f"drivers must be RuntimeDrivers, not {driver!r}")
+        if driver.name in chosen:
+            raise InvalidArgumentError(f"two drivers are called {driver.name!r}")
+        chosen[driver.name] = driver
+    return chosen
+
+
+@final
+class Engine:
+    """Runs containers: ``async with Engine() as engine: ...``.
+
+    ``environ`` is the environment containers inherit (default: this
+    process's ``os.environ`` at each start); a container's ``env`` is merged
+    over it unless it is created with ``inherit_env=False``.
+
+    ``observe_interval`` (seconds, default 1; None: never) is how often the
+    engine compares its running and paused containers with ``/proc``, so a
+    group stopped or resumed from outside it becomes ``paused`` or
+    ``running``, with its event, even when nobody reads ``state``. (Reading
+    ``state`` on the event loop's thread looks at once, and so does an
+    operation before the table refuses it.)
+
+    ``runtime`` names the driver containers run on unless ``create`` says
+    otherwise (``"native"``: a process group of this process).
+    ``drivers`` adds driver instances of your own (``lifecycle.runtime``'s
+    ``RuntimeDriver`` protocol), each selectable by its ``name``.
+
+    Cancellation: leaving the block because of a cancellation still stops
+    and reaps every container (shielded) before the cancellation propagates.
+    """
+
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str] | None = None,
+        observe_interval: float | None = DEFAULT_OBSERVE_INTERVAL,
+        runtime: str = DEFAULT_RUNTIME,
+        drivers: Iterable[RuntimeDriver] | None = None,
+    ) -> None:
+        checked_environ = None if environ is None else check_env(environ)
+        self._observe_interval = check_interval(observe_interval, "observe_interval")
+        given = _check_drivers(drivers)
+        runtimes = tuple(dict.fromkeys([*BUILTIN_DRIVERS, *given]))
+        self._registry: ContainerRegistry[Container] = ContainerRegistry()
+        self._context = EngineContext(
+            environ=checked_environ,
+            runtimes=runtimes,
+            default_runtime=check_driver_name(runtime, runtimes),
+            drivers=given,
+            forget=self._registry.remove,
+        )
+        self._observer = ShieldedTasks()
+        self._task_group: TaskGroup | None = None
+        self._exit_stack: AsyncExitStack | None = None
+        self._deliverers = ShieldedTasks()
+        self._log_writers = ShieldedTasks()
+        self._log_files: list[LogBuffer] = []
+
+    def __repr__(self) -> str:
+        context = self._context
+        status = "closed" if context.closed else "closing" if context.closing else "open"
+        if self._task_group is None and not context.closed:
+            status = "not started"
+        return f"<Engine {status}, {len(self._registry)} containers>"
+
+    # -- context management ------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._task_group is not None or self._context.closed:
+            raise RuntimeError("an Engine can be entered only once")
+        async with AsyncExitStack() as stack:
+            self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            self._context.enter(self._task_group)
+            # The default driver is ready before the first create (its
+            # supervision runs from the start, as it always has).
+            self._context.driver(self._context.default_runtime)
+            if self._observe_interval is not None:
+                self._observer.start(self._task_group, self._observe_periodically)
+            self._exit_stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        self._context.closing = True
+        stack, self._exit_stack = self._exit_stack, None
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._stop_everything()
+        finally:
+            self._context.closed = True
+            # Every watcher has ended: the task group closes without the body's
+            # exception, which then propagates as it was raised (not wrapped in
+            # an ExceptionGroup by a task group the caller never asked for).
+            if stack is not None:
+                await stack.aclose()
+        return None
+
+    async def _stop_everything(self) -> None:
+        self._observer.cancel_all()
+        containers = self._registry.all()
+        for container in containers:
+            cancel_pending_restart(container)
+        async with anyio.create_task_group() as group:
+            for container in containers:
+                if container.state in (State.RUNNING, State.PAUSED):
+                    group.start_soon(stop_for_shutdown, container)
+        for driver in self._context.opened_drivers():
+            await driver.aclose(SHUTDOWN_GRACE)
+        self._log_writers.cancel_all()
+        for logs in self._log_files:
+            await logs.flush_file()
+        # Subscribers get the final events, then their iterations end.
+        self._context.bus.close()
+        await self._deliverers.wait_all(SHUTDOWN_GRACE)
+        self._deliverers.cancel_all()
+
+    async def _observe_periodically(self) -> None:
+        interval = self._observe_interval
+        if interval is None:  # pragma: no cover -- not started then
+            return
+        while True:
+            await anyio.sleep(interval)
+            for container in self._registry.all():
+                if is_live(container):
+                    observe(container)
+
+    def _callback_failed(
+        self, callback: Callable[[Event], object], event: Event, error: BaseException
+    ) -> None:
+        get_logger().error(
+            "event callback failed",
+            callback=getattr(callback, "__qualname__", repr(callback)),
+            action=event.action,
+            container_id=truncate_id(event.container_id),
+            name=event.name,
+            exc_info=error,
+        )
+
+    # -- public API ----------------------------------------------------------
+
+    async def create(
+        self,
+        command: list[str] | tuple[str, ...],
+        *,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
+        inherit_env: bool = True,
+        interactive: bool = False,
+        cwd: str | os.PathLike[str] | None = None,
+        stop_signal: SignalLike = DEFAULT_STOP_SIGNAL,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        restart: str | RestartPolicy | None = None,
+        capture_output: bool = True,
+        log_bytes: int = DEFAULT_LOG_BYTES,
+        log_file: str | os.PathLike[str] | None = None,
+        runtime: str | None = None,
+    ) -> Container:
+        """Create a container for ``command`` (an argv list; no shell). It starts ``created``.
+
+        Its stdout and stderr are captured (``container.logs()``; the last
+        ``log_bytes`` bytes are kept, 1 MiB by default) and, with ``log_file``,
+        appended to that file as JSON lines like Docker's json-file driver.
+        ``capture_output=False`` hands it this process's stdout and stderr
+        instead. Its stdin is ``/dev/null`` unless ``interactive=True``
+        (Docker's ``-i``). ``restart`` is a restart policy: ``"no"``
+        (default), ``"on-failure"``, ``"on-failure:N"``, ``"always"``,
+        ``"unless-stopped"`` or a ``RestartPolicy``. ``runtime`` picks the
+        driver that runs it (default: the engine's ``runtime``).
+
+        Raises ``InvalidArgumentError`` (or its ``InvalidNameError`` /
+        ``InvalidSignalError``) for bad input and ``NameConflictError`` for a
+        name in use; nothing is created then. Cancellation: if cancelled,
+        nothing was created.
+        """
+        await anyio.lowlevel.checkpoint()
+        context = self._context
+        context.check_open()
+        spec = ContainerSpec.build(
+            command,
+            env=env,
+            inherit_env=inherit_env,
+            interactive=interactive,
+            cwd=cwd,
+            stop_signal=stop_signal,
+            stop_timeout=stop_timeout,
+            restart=restart,
+            capture_output=capture_output,
+            log_bytes=log_bytes,
+            log_file=log_file,
+            runtime=context.check_runtime(runtime),
+        )
+        log_path = None if spec.log_file is None else Path(spec.log_file)
+        logs = LogBuffer(spec.log_bytes, log_path)
+        registry = self._registry
+        if name is None:
+            name = generate_name(registry.name_taken)
+        else:
+            name = validate_name(name)
+            registry.check_name_free(name)
+        container_id = new_id()
+        while registry.has_id(container_id):  # pragma: no cover -- 2**256 ids
+            container_id = new_id()
+        container = new_container(context, spec, container_id=container_id, name=name, logs=logs)
+        if log_path is not None and self._task_group is not None:
+            self._log_writers.start(self._task_group, logs.write_file_forever)
+            self._log_files.append(logs)
+        registry.add(container)
+        return container
+
+    def get(self, reference: str) -> Container:
+        """Find a live container by full id, name, or unique id prefix (Docker's order).
+
+        Raises ``ContainerNotFoundError`` saying whether nothing matched or
+        the prefix matched several containers.
+        """
+        return self._registry.get(reference)
+
+    def containers(self) -> list[Container]:
+        """The live (not deleted) containers, oldest first."""
+        return self._registry.all()
+
+    @asynccontextmanager
+    async def subscribe(
+        self,
+        *,
+        container: str | Container | None = None,
+        actions: Iterable[str] | None = None,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        lossless: bool = False,
+    ) -> AsyncIterator[Subscription]:
+        """Receive events: ``async with engine.subscribe() as events: async for event in events``.
+
+        ``container`` (a name, id, id prefix or ``Container``) and ``actions``
+        filter what arrives; a subscription opened before ``create`` sees the
+        ``create``. The buffer holds ``max_buffer`` events; when it is full
+        the oldest is dropped and the next event read says how many were lost
+        (``Event.dropped``). ``lossless=True`` never drops: the buffer grows
+        without bound while the subscriber lags (its memory, its choice); the
+        engine never waits for a subscriber either way. Leaving the block
+        unsubscribes; engine exit ends the iteration after the last events.
+        Cancellation: leaving the block by cancellation unsubscribes.
+        """
+        self._context.check_open()
+        subscription = self._context.bus.open(
+            container=_reference(container),
+            actions=actions,
+            max_buffer=max_buffer,
+            lossless=lossless,
+        )
+        try:
+            yield subscription
+        finally:
+            subscription.close()
+
+    def add_callback(
+        self,
+        callback: Callable[[Event], object],
+        *,
+        container: str | Container | None = None,
+        actions: Iterable[str] | None = None,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        lossless: bool = False,
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` (a plain or an async function) for each matching event.
+
+        Calls happen in order, one at a time, in a task of the engine: never
+        inline in an operation, so a slow callback does not slow the engine
+        (it lags behind, with the buffer rules of ``subscribe``). A callback
+        that raises is logged and keeps receiving. Returns a function that
+        unsubscribes. Engine exit delivers the last events, waiting up to 5 s.
+        """
+        self._context.check_open()
+        if not callable(callback):
+            raise InvalidArgumentError(f"callback must be callable, not {callback!r}")
+        if self._task_group is None:  # pragma: no cover -- check_open ensures it
+            raise EngineClosedError("the engine has not been entered")
+        subscription = self._context.bus.open(
+            container=_reference(container),
+            actions=actions,
+            max_buffer=max_buffer,
+            lossless=lossless,
+        )
+        self._deliverers.start(
+            self._task_group, deliver_to_callback, subscription, callback, self._callback_failed
+        )
+        return subscription.close
+
+    def graph(self) -> graphviz.Digraph:
+        """The fleet: how many containers sit in each state, how often each edge was taken.
+
+        Built on demand: O(containers + states + edges), nothing paid per transition
+        beyond one counter. Removed containers are counted in ``deleted``.
+        """
+        return self._context.fleet.graph(container.state for container in self._registry.all())
+
+    def statistics(self) -> EngineStatistics:
+        """Containers, subscribers (including callbacks), events published and dropped."""
+        events = self._context.bus.statistics()
+        return EngineStatistics(
+            containers=len(self._registry),
+            subscribers=events.subscribers,
+            events_published=events.events_published,
+            events_dropped=events.events_dropped,
+        )
+
+
+def _reference(container: str | Container | None) -> str | None:
+    """What the event filter matches: a name, id or id prefix (a handle: its id)."""
+    return container.id if isinstance(container, Container) else container

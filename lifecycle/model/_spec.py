@@ -1,0 +1,103 @@
+"""``ContainerSpec``: a container's checked configuration, built once by ``Engine.create``.
+
+Everything a caller may get wrong is checked here, before anything exists
+(DESIGN.md: bad input changes nothing); what comes out is frozen, so the
+engine, the restart policy and the runtime driver all read one definition
+that cannot change under them. It is the analogue of moby's
+``container.Config`` + ``HostConfig`` and of the OCI runtime spec that a
+driver derives from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final, final
+
+from lifecycle.model._checks import (
+    DEFAULT_STOP_TIMEOUT,
+    check_command,
+    check_cwd,
+    check_env,
+    check_path,
+    check_timeout,
+    check_whole_number,
+)
+from lifecycle.model._restart import RestartPolicy
+from lifecycle.model._signals import SignalLike, parse_signal
+
+__all__ = [
+    "DEFAULT_LOG_BYTES",
+    "DEFAULT_RUNTIME",
+    "DEFAULT_STOP_SIGNAL",
+    "ContainerSpec",
+]
+
+# Docker, Podman, systemd's KillSignal and supervisord's stopsignal all default to SIGTERM.
+DEFAULT_STOP_SIGNAL: Final = signal.SIGTERM
+# Docker keeps unbounded json-file logs by default; we bound memory instead.
+DEFAULT_LOG_BYTES: Final = 1024 * 1024
+# The driver that runs a plain argv as a supervised process group (runtime/native).
+DEFAULT_RUNTIME: Final = "native"
+
+
+@final
+@dataclasses.dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """What to run and how: checked, normalised, immutable.
+
+    ``image`` and ``rootfs`` are reserved for the image store and the
+    copy-on-write root filesystem (None: run ``command`` on the host's
+    filesystem, as the native driver does).
+    """
+
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    inherit_env: bool
+    interactive: bool
+    cwd: str | None
+    stop_signal: signal.Signals
+    stop_timeout: float
+    restart_policy: RestartPolicy
+    capture_output: bool
+    log_bytes: int
+    log_file: str | None
+    runtime: str = DEFAULT_RUNTIME
+    image: str | None = None
+    rootfs: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        command: object,
+        *,
+        env: Mapping[str, str] | None = None,
+        inherit_env: bool = True,
+        interactive: bool = False,
+        cwd: str | os.PathLike[str] | None = None,
+        stop_signal: SignalLike = DEFAULT_STOP_SIGNAL,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        restart: str | RestartPolicy | None = None,
+        capture_output: bool = True,
+        log_bytes: int = DEFAULT_LOG_BYTES,
+        log_file: str | os.PathLike[str] | None = None,
+        runtime: str = DEFAULT_RUNTIME,
+    ) -> ContainerSpec:
+        """Check every option (``InvalidArgumentError`` naming the first bad one); freeze them."""
+        return cls(
+            command=check_command(command),
+            env=MappingProxyType(check_env(env)),
+            inherit_env=bool(inherit_env),
+            interactive=bool(interactive),
+            cwd=check_cwd(cwd),
+            stop_signal=parse_signal(stop_signal),
+            stop_timeout=check_timeout(stop_timeout, "stop_timeout"),
+            restart_policy=RestartPolicy.parse(restart),
+            capture_output=bool(capture_output),
+            log_file=None if log_file is None else check_path(log_file, "log_file"),
+            log_bytes=check_whole_number(log_bytes, "log_bytes", minimum=1),
+            runtime=runtime,
+        )

@@ -1,0 +1,167 @@
+"""The native driver: a container is a process group on this host, watched through a pidfd.
+
+What it does that the engine never sees:
+
+- **Spawn** (``_process.py``): fork and exec in a new session and process
+  group, stdin ``/dev/null``, stdout/stderr into pipes. On the loop's
+  thread (the cheapest way), unless the machine is busy and other starts
+  are waiting: then in a worker thread, so their forks overlap instead of
+  queueing on the loop (``_spawn_in_thread``).
+- **Supervision**: one dispatcher task watches every pidfd and output pipe
+  through one epoll set (``_multiplex.py``). When a pidfd turns readable,
+  what is left of the group is killed, the process reaped, its output
+  drained, and only then is the engine told (``on_exit``). An exit whose
+  output is already at end of stream -- almost all of them -- completes
+  with no task at all; the others complete in a shielded watcher task.
+  Both kinds of task are shielded (a shutdown caused by cancellation must
+  still see the exits it causes) and ended explicitly by ``aclose``.
+- **Pause**: SIGSTOP to the group, confirmed in ``/proc`` (state ``T``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Final, final
+
+from anyio.abc import TaskGroup
+
+from lifecycle._tasks import ShieldedTasks
+from lifecycle.model import ContainerSpec
+from lifecycle.runtime import OutputSink
+from lifecycle.runtime.native._multiplex import Multiplexer
+from lifecycle.runtime.native._process import SupervisedProcess
+
+__all__ = ["NativeDriver"]
+
+# A fork and exec slower than this means a busy machine (about 0.3 ms when
+# idle, 2-20 ms beside a CPU-bound process on 2 cores); see _spawn_in_thread.
+SLOW_SPAWN: Final = 0.001
+# Weight of the latest spawn in the running average of spawn times.
+SPAWN_AVERAGE_WEIGHT: Final = 0.25
+
+
+@final
+class NativeDriver:
+    """Runs each container as a supervised process group of this process (``RuntimeDriver``)."""
+
+    __slots__ = (
+        "_dispatcher",
+        "_multiplexer",
+        "_spawn_seconds",
+        "_starts_in_flight",
+        "_task_group",
+        "_watchers",
+    )
+
+    def __init__(self) -> None:
+        self._multiplexer = Multiplexer()
+        self._dispatcher = ShieldedTasks()
+        self._watchers = ShieldedTasks()
+        self._task_group: TaskGroup | None = None
+        # Starts between their entry and their spawn, and how long recent
+        # forks took (a running average): see _spawn_in_thread.
+        self._starts_in_flight = 0
+        self._spawn_seconds = 0.0
+
+    def __repr__(self) -> str:
+        return f"<NativeDriver {len(self._watchers)} exits in progress>"
+
+    @property
+    def name(self) -> str:
+        return "native"
+
+    def open(self, task_group: TaskGroup) -> None:
+        if self._task_group is not None:
+            raise RuntimeError("a NativeDriver serves one engine, once")
+        self._task_group = task_group
+        self._dispatcher.start(task_group, self._multiplexer.run)
+
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        self._starts_in_flight += 1
+        try:
+            yield
+        finally:
+            self._starts_in_flight -= 1
+
+    def _spawn_in_thread(self) -> bool:
+        """Whether the next spawn should fork in a worker thread (SupervisedProcess.spawn).
+
+        Only when the machine is busy (recent forks were slow) and other starts
+        are waiting. Measured on 2 cores (benchmarks/suite.py): with one
+        CPU-bound process beside it, 50 concurrent cycles on trio ran at 0.26x
+        raw with every fork on the loop and 1.0x with forks in threads; on an
+        idle machine threads gained nothing and stopping a fleet of 1,000
+        took 1.4x as long, for reasons not understood yet.
+        """
+        return self._starts_in_flight > 1 and self._spawn_seconds > SLOW_SPAWN
+
+    async def spawn(
+        self,
+        spec: ContainerSpec,
+        *,
+        environment: Mapping[str, str] | None,
+        output: OutputSink,
+        on_exit: Callable[[], None],
+    ) -> SupervisedProcess:
+        """Fork and exec ``spec.command`` and supervise it (see ``RuntimeDriver.spawn``)."""
+        task_group = self._task_group
+        if task_group is None:
+            raise RuntimeError("the driver has not been opened (Engine.__aenter__ opens it)")
+        process = await SupervisedProcess.spawn(
+            spec.command,
+            env=environment,
+            cwd=spec.cwd,
+            inherit_stdin=spec.interactive,
+            capture_output=spec.capture_output,
+            in_thread=self._spawn_in_thread(),
+        )
+        self._spawn_seconds += (process.spawn_seconds - self._spawn_seconds) * SPAWN_AVERAGE_WEIGHT
+        self._supervise(task_group, process, output, on_exit)
+        return process
+
+    def _supervise(
+        self,
+        task_group: TaskGroup,
+        process: SupervisedProcess,
+        output: OutputSink,
+        on_exit: Callable[[], None],
+    ) -> None:
+        pidfd = process.pidfd
+        if pidfd is None:  # pragma: no cover -- a fresh process has its pidfd
+            raise RuntimeError(f"{process!r} has no pidfd")
+        multiplexer = self._multiplexer
+
+        def exited() -> None:
+            if not process.has_exited_now():
+                return
+            multiplexer.forget(pidfd)
+            if process.try_complete_exit_now():
+                process.close()
+                on_exit()
+            else:  # leftovers to wait for, or output still coming: in a task
+                self._watchers.start(task_group, self._complete_exit, process, on_exit)
+
+        multiplexer.watch(pidfd, exited)
+        if process.output_fds is not None:
+            stdout, stderr = process.output_fds
+            multiplexer.watch_output(stdout, "stdout", output, process.output_closed)
+            multiplexer.watch_output(stderr, "stderr", output, process.output_closed)
+
+    async def _complete_exit(self, process: SupervisedProcess, on_exit: Callable[[], None]) -> None:
+        try:
+            await process.complete_exit()
+            if process.exited:
+                on_exit()
+        finally:
+            process.close()
+
+    async def aclose(self, grace: float) -> None:
+        # Every stop has reaped its process; give any other watcher a moment,
+        # then end the rest (their processes are not ours to wait for any more).
+        await self._watchers.wait_all(grace)
+        self._watchers.cancel_all()
+        self._dispatcher.cancel_all()
+        await self._dispatcher.wait_all(grace)
+        self._multiplexer.close()

@@ -1,0 +1,198 @@
+"""The package's layers, read from the source: who imports whom, and the rules they obey.
+
+``LAYERS`` is the one statement of the layering (ARCHITECTURE.md draws it):
+units from the bottom up, each a package or a base module. A module may
+import its own unit and units of a *lower* rank; units of the same rank are
+peers and import nothing of each other. Driver packages (``runtime/<name>``)
+are imported by nobody: the runtime registry names them as strings and
+loads them on first use, so the engine cannot depend on one.
+
+``python -m tests.layering`` writes ``diagrams/architecture.dot`` and
+``.svg`` (``make architecture``); a test checks that the committed ones
+match the code.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Final, NamedTuple
+
+PACKAGE_ROOT: Final = Path(__file__).resolve().parents[1] / "lifecycle"
+REPO: Final = PACKAGE_ROOT.parent
+
+# (rank, unit, what it is): bottom first.
+LAYERS: Final[tuple[tuple[int, str, str], ...]] = (
+    (0, "lifecycle._stringid", "container ids (moby pkg/stringid)"),
+    (1, "lifecycle._errors", "the exception tree"),
+    (2, "lifecycle._files", "atomic file writes"),
+    (2, "lifecycle._logging", "structlog set-up (the CLI calls it)"),
+    (2, "lifecycle._polling", "poll a condition with backoff"),
+    (2, "lifecycle._tasks", "shielded background tasks"),
+    (2, "lifecycle._version", "the version"),
+    (3, "lifecycle.model", "states, table, restart policy, names, signals, checks, spec (pure)"),
+    (4, "lifecycle.events", "event records, per-subscriber streams"),
+    (4, "lifecycle.graph", "DOT from the table, rendering"),
+    (4, "lifecycle.logs", "bounded capture, follow, json-file"),
+    (5, "lifecycle.live", "picture files that follow a graph source"),
+    (6, "lifecycle.runtime", "driver protocols and the driver registry"),
+    (7, "lifecycle.runtime.native", "driver: process group, pidfd, epoll, SIGSTOP"),
+    (8, "lifecycle.engine", "Engine, Container, restarts, termination"),
+    (9, "lifecycle.cli", "lifecycle run / demo / diagram"),
+    (10, "lifecycle", "the public face: __init__ and __main__"),
+)
+RANKS: Final[Mapping[str, int]] = {unit: rank for rank, unit, _ in LAYERS}
+# Drivers: imported by no module outside themselves (the registry loads them by name).
+DRIVER_UNITS: Final = frozenset({"lifecycle.runtime.native"})
+
+
+class Violation(NamedTuple):
+    importer: str
+    imported: str
+    rule: str
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def package_sources() -> dict[str, str]:
+    """Every module of the package: its dotted name -> its source."""
+    return {
+        module_name(path): path.read_text(encoding="utf-8")
+        for path in sorted(PACKAGE_ROOT.rglob("*.py"))
+    }
+
+
+def imports_of(module: str, source: str, known: Iterable[str]) -> set[str]:
+    """The package modules ``module`` imports, anywhere in it (TYPE_CHECKING blocks too).
+
+    ``from pkg import name`` counts as ``pkg.name`` when that is a module,
+    else as ``pkg``; relative imports are resolved.
+    """
+    modules = set(known)
+    is_package = module in modules and any(m.startswith(module + ".") for m in modules)
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")
+                anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.add(candidate if candidate in modules else base)
+    return {name for name in found if name == "lifecycle" or name.startswith("lifecycle.")}
+
+
+def unit_of(module: str) -> str:
+    """The longest ``LAYERS`` unit that ``module`` belongs to."""
+    best = ""
+    for unit in RANKS:
+        if (module == unit or module.startswith(unit + ".")) and len(unit) > len(best):
+            best = unit
+    if not best:
+        raise LookupError(f"{module} belongs to no layer: add it to tests/layering.py LAYERS")
+    return best
+
+
+def import_graph(sources: Mapping[str, str]) -> dict[str, set[str]]:
+    """module -> the package modules it imports."""
+    return {module: imports_of(module, source, sources) for module, source in sources.items()}
+
+
+def violations(graph: Mapping[str, set[str]]) -> list[Violation]:
+    """Every import that breaks a layering rule (empty when the package is clean)."""
+    found: list[Violation] = []
+    for importer, imported_modules in sorted(graph.items()):
+        source_unit = unit_of(importer)
+        for imported in sorted(imported_modules):
+            target_unit = unit_of(imported)
+            if target_unit == source_unit:
+                continue
+            if target_unit in DRIVER_UNITS:
+                found.append(Violation(importer, imported, "drivers are loaded by name only"))
+            elif RANKS[target_unit] >= RANKS[source_unit]:
+                relation = "a peer" if RANKS[target_unit] == RANKS[source_unit] else "upward"
+                found.append(Violation(importer, imported, f"imports {relation}"))
+    return found
+
+
+def unit_edges(graph: Mapping[str, set[str]]) -> set[tuple[str, str]]:
+    """(importer unit, imported unit) pairs, between different units."""
+    edges: set[tuple[str, str]] = set()
+    for importer, imported_modules in graph.items():
+        for imported in imported_modules:
+            if unit_of(importer) != unit_of(imported):
+                edges.add((unit_of(importer), unit_of(imported)))
+    return edges
+
+
+def architecture_dot(graph: Mapping[str, set[str]]) -> str:
+    """The layers as DOT: one row per rank (top layer first), an arrow per import, sorted."""
+    lines = [
+        "digraph architecture {",
+        '\tgraph [rankdir=TB label="lifecycle: imports point down" labelloc=t fontsize=16]',
+        "\tnode [shape=box style=rounded fontname=Helvetica fontsize=11]",
+        "\tedge [color=gray40 arrowsize=0.6]",
+    ]
+    for rank in sorted({rank for rank, _, _ in LAYERS}, reverse=True):
+        members = [(unit, what) for r, unit, what in LAYERS if r == rank]
+        lines.append(f"\tsubgraph rank{rank} {{")
+        lines.append("\t\trank=same")
+        for unit, what in members:
+            label = unit.removeprefix("lifecycle.") if unit != "lifecycle" else unit
+            lines.append(f'\t\t"{unit}" [label="{label}\\n{what}"]')
+        lines.append("\t}")
+    # Only the edges a reader needs: an import not implied by another path is drawn.
+    lines.extend(f'\t"{a}" -> "{b}"' for a, b in sorted(_reduced(unit_edges(graph))))
+    # The one dependency no import shows: the registry loads each driver by name.
+    lines.extend(
+        f'\t"lifecycle.runtime" -> "{unit}" [style=dashed label=" loads by name" fontsize=9]'
+        for unit in sorted(DRIVER_UNITS)
+    )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _reduced(edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The transitive reduction of an acyclic edge set (layers: always acyclic)."""
+    successors: dict[str, set[str]] = {}
+    for a, b in edges:
+        successors.setdefault(a, set()).add(b)
+
+    def reachable(start: str, skip: tuple[str, str]) -> set[str]:
+        seen: set[str] = set()
+        pending = [start]
+        while pending:
+            node = pending.pop()
+            for nxt in successors.get(node, ()):
+                if (node, nxt) != skip and nxt not in seen:
+                    seen.add(nxt)
+                    pending.append(nxt)
+        return seen
+
+    return {(a, b) for a, b in edges if b not in reachable(a, (a, b))}
+
+
+def write_diagrams() -> None:
+    from lifecycle.graph import render_source  # noqa: PLC0415 -- only the writer renders
+
+    dot = architecture_dot(import_graph(package_sources()))
+    (REPO / "diagrams" / "architecture.dot").write_text(dot, encoding="utf-8")
+    (REPO / "diagrams" / "architecture.svg").write_bytes(render_source(dot, "svg"))
+
+
+if __name__ == "__main__":
+    problems = violations(import_graph(package_sources()))
+    if problems:
+        sys.exit("\n".join(f"{v.importer} -> {v.imported}: {v.rule}" for v in problems))
+    write_diagrams()
