@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest diagrams bench profile soak clean
+.PHONY: demo test lint typecheck pytest diagrams architecture bench profile soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("lifecycle needs Python >= 3.11, found " + sys.version.split()[0] if sys.version_info < (3, 11) else 0)'
@@ -22,8 +22,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The package, its tests and the examples, all under mypy --strict (pyproject.toml).
 typecheck: $(STAMP)
-	$(BIN)/mypy lifecycle
+	$(BIN)/mypy lifecycle tests examples
 
 pytest: $(STAMP)
 	$(BIN)/pytest
@@ -34,7 +35,7 @@ bench: $(STAMP)
 
 # The long reliability profiles: 10,000 lifecycles, PID-wrapping churn, a long Hypothesis run.
 soak: $(STAMP)
-	LIFECYCLE_SOAK=1 HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/test_soak.py tests/test_faults.py tests/test_model.py --timeout=0
+	LIFECYCLE_SOAK=1 HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/engine/test_soak.py tests/engine/test_faults.py tests/engine/test_model.py --timeout=0
 
 profile: $(STAMP)
 	$(BIN)/python benchmarks/profile_cycle.py trio
@@ -42,6 +43,10 @@ profile: $(STAMP)
 # Regenerate the committed diagrams from the transition table.
 diagrams: $(STAMP)
 	$(BIN)/lifecycle diagram
+
+# Regenerate diagrams/architecture.{dot,svg} from the package's imports (fails on a layering break).
+architecture: $(STAMP)
+	$(BIN)/python -m tests.layering
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache .hypothesis

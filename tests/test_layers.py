@@ -19,6 +19,7 @@ from .layering import (
     import_graph,
     imports_of,
     package_sources,
+    private_access_across_modules,
     unit_of,
     violations,
 )
@@ -84,6 +85,17 @@ def test_the_checker_catches_an_upward_import_and_a_driver_import() -> None:
         ("lifecycle.engine._bad", "drivers are loaded by name only"),
         ("lifecycle.graph._bad", "imports a peer"),
     } == found
+
+
+def test_no_private_member_crosses_a_module() -> None:
+    """No module reads or writes another module's private members (Container and Engine
+    talk through public methods, the context and the container module's friend functions)."""
+    sources = package_sources()
+    assert [] == private_access_across_modules(sources)
+    sources["lifecycle.engine._bad"] = "def peek(container):\n    return container._lock\n"
+    assert [("lifecycle.engine._bad", 2, "container._lock")] == private_access_across_modules(
+        sources
+    )
 
 
 def test_relative_and_from_imports_are_resolved() -> None:

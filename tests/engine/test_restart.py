@@ -9,7 +9,7 @@ import pytest
 
 from lifecycle import Engine, Event, InvalidArgumentError, RestartPolicy, State
 
-from .helpers import run_cli
+from ..helpers import run_cli
 
 pytestmark = pytest.mark.anyio
 

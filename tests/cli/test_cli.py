@@ -12,7 +12,7 @@ import lifecycle
 from lifecycle.cli import main
 from lifecycle.graph import lifecycle_graph, render_source
 
-from .helpers import run_cli, svg_texts
+from ..helpers import run_cli, svg_texts
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,8 +23,8 @@ from lifecycle import (
     UnknownTriggerError,
 )
 
-from .helpers import run_cli
-from .oshelpers import children_of_this_process
+from ..helpers import run_cli
+from ..oshelpers import children_of_this_process
 
 Call = Callable[[Engine, dict[str, Any]], Awaitable[object] | object]
 
@@ -32,8 +32,8 @@ Call = Callable[[Engine, dict[str, Any]], Awaitable[object] | object]
 # container named web), "gone" (a removed container), "twins" (two containers).
 CATALOGUE: list[tuple[str, Call, type[Exception], str]] = [
     ("empty argv", lambda e, b: e.create([]), InvalidArgumentError, "must not be empty"),
-    ("shell string", lambda e, b: e.create("sleep 1"), InvalidArgumentError, "not a single string"),
-    ("int in argv", lambda e, b: e.create(["sleep", 1]), InvalidArgumentError, r"command\[1\]"),
+    ("shell string", lambda e, b: e.create("sleep 1"), InvalidArgumentError, "not a single string"),  # type: ignore[arg-type]
+    ("int in argv", lambda e, b: e.create(["sleep", 1]), InvalidArgumentError, r"command\[1\]"),  # type: ignore[list-item]
     ("NUL in argv", lambda e, b: e.create(["a\x00b"]), InvalidArgumentError, "NUL byte"),
     ("NUL in env", lambda e, b: e.create(["true"], env={"K": "\x00"}), InvalidArgumentError, "NUL"),
     ("= in env name", lambda e, b: e.create(["true"], env={"A=B": "1"}), InvalidArgumentError, "="),
@@ -126,7 +126,7 @@ CATALOGUE: list[tuple[str, Call, type[Exception], str]] = [
         InvalidArgumentError,
         "max_buffer",
     ),
-    ("uncallable callback", lambda e, b: e.add_callback(42), InvalidArgumentError, "callable"),
+    ("uncallable callback", lambda e, b: e.add_callback(42), InvalidArgumentError, "callable"),  # type: ignore[arg-type]
     (
         "unknown format",
         lambda e, b: lifecycle.render("digraph {}", format="gif"),
@@ -177,7 +177,7 @@ CATALOGUE: list[tuple[str, Call, type[Exception], str]] = [
 async def _call(call: Call, engine: Engine, box: dict[str, Any]) -> None:
     result = call(engine, box)
     if hasattr(result, "__await__"):
-        await result  # type: ignore[misc]
+        await result
 
 
 def process_census() -> dict[int, bool]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .oshelpers import proc_state
+from ..oshelpers import proc_state
 
 pytestmark = pytest.mark.parametrize("backend", ["asyncio", "trio"])
 
@@ -33,7 +33,7 @@ def lifecycle_run(backend: str, *arguments: str, **options: object) -> list[str]
 def run(
     backend: str, *arguments: str, timeout: float = 60, **options: object
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
+    result: subprocess.CompletedProcess[bytes] = subprocess.run(
         lifecycle_run(backend, *arguments),
         capture_output=True,
         timeout=timeout,
@@ -41,6 +41,7 @@ def run(
         stdin=subprocess.DEVNULL,
         **options,  # type: ignore[call-overload]
     )
+    return result
 
 
 def wait_for(path: Path, timeout: float = 20) -> str:

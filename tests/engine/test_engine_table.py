@@ -12,7 +12,7 @@ import pytest
 
 from lifecycle import TRANSITIONS, Container, ContainerNotFoundError, Engine, State, Trigger
 
-from .oshelpers import eventually, group_alive, group_states, proc_state
+from ..oshelpers import eventually, group_alive, group_states, proc_state
 
 pytestmark = pytest.mark.anyio
 

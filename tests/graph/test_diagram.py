@@ -10,7 +10,7 @@ import pytest
 from lifecycle import TRANSITIONS, State, Trigger
 from lifecycle.graph import INITIAL_NODE, lifecycle_graph, render_source, table_transitions
 
-from .helpers import REPO, environment_without_dot, run_cli, svg_texts
+from ..helpers import REPO, environment_without_dot, run_cli, svg_texts
 
 COMMITTED_DOT = REPO / "diagrams" / "lifecycle.dot"
 COMMITTED_SVG = REPO / "diagrams" / "lifecycle.svg"

@@ -22,7 +22,7 @@ from lifecycle import (
     Subscription,
 )
 
-from .oshelpers import term_ignoring, wait_for_file
+from ..oshelpers import term_ignoring, wait_for_file
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar, overload
 
 import anyio
 import anyio.from_thread
@@ -36,7 +36,7 @@ from lifecycle import (
 )
 from lifecycle.model import NO_OPS
 
-from .oshelpers import (
+from ..oshelpers import (
     children_of_this_process,
     eventually,
     group_alive,
@@ -49,6 +49,7 @@ SOAK = bool(os.environ.get("LIFECYCLE_SOAK"))
 LIVE = {State.RUNNING, State.PAUSED}
 # Exit codes the test can predict: sh blocked reading a fifo handles no signal.
 EXIT_BY_SIGNAL = {signal.SIGKILL: 137, signal.SIGTERM: 143, signal.SIGHUP: 129}
+T = TypeVar("T")
 ACTION_TO_TRIGGER = {"destroy": Trigger.REMOVE}
 
 
@@ -91,12 +92,18 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     # -- helpers ---------------------------------------------------------------------
 
-    def call(self, function: object, *args: object) -> object:
-        return self.portal.call(function, *args)  # type: ignore[arg-type]
+    @overload
+    def call(self, function: Callable[..., Awaitable[T]], *args: object) -> T: ...
+
+    @overload
+    def call(self, function: Callable[..., T], *args: object) -> T: ...
+
+    def call(self, function: Callable[..., Any], *args: object) -> Any:
+        return self.portal.call(function, *args)
 
     def state_of(self, container: Container) -> State:
         """The state as read on the event loop's thread, where a read first looks at /proc."""
-        return self.call(lambda: container.state)  # type: ignore[return-value]
+        return self.call(lambda: container.state)
 
     def remember_group(self, container: Container) -> None:
         if container.pid is not None:
@@ -109,6 +116,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
         operation: Callable[[], Awaitable[object]],
         *,
         cancels_a_restart: bool = False,
+        forced: bool = False,
     ) -> Before | None:
         """Run an operation; it must succeed exactly when the table (or a no-op) allows it.
 
@@ -116,8 +124,10 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
         policy restart is under way (one can move a container at any await), and so is
         the read after a refusal. ``cancels_a_restart``: the operation is also accepted on
         a stopped container with a restart pending, which it cancels (moby counts a
-        restarting container as running for stop, kill and rm). Returns what held
-        before if the operation was accepted, else None.
+        restarting container as running for stop, kill and rm). ``forced``: a remove
+        with ``force=True``, also accepted on a running or paused container (killed
+        first: moby daemon/delete.go). Returns what held before if the operation was
+        accepted, else None.
         """
 
         async def begin() -> tuple[Before, State | None]:
@@ -132,14 +142,15 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
                 return before, container.state
             return before, None
 
-        before, after_refusal = self.call(begin)  # type: ignore[misc]
+        before, after_refusal = self.call(begin)
         legal = trigger in TRANSITIONS[before.state] or trigger in NO_OPS.get(before.state, ())
         legal = legal or (cancels_a_restart and before.restarting)
+        legal = legal or (forced and before.state in {State.RUNNING, State.PAUSED})
         if after_refusal is not None:
             assert not legal, f"{trigger} refused from {before}"
             assert before.state == after_refusal
             return None
-        assert legal or trigger is Trigger.REMOVE, f"{trigger} accepted from {before}"
+        assert legal, f"{trigger} accepted from {before}"
         self.remember_group(container)
         return before
 
@@ -178,7 +189,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
         os.mkfifo(fifo)
         background = "sleep 600 & " if forks else ""
         command = ["sh", "-c", f'{background}read line < {fifo}; echo "got $line"; exit 4']
-        container: Container = self.call(lambda: self.engine.create(command, restart=policy))  # type: ignore[assignment]
+        container: Container = self.call(lambda: self.engine.create(command, restart=policy))
         self.fifos[container.id] = fifo
         self.all.append(container)
         return container
@@ -234,7 +245,9 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     @rule(container=containers, force=st.booleans())
     def remove(self, container: Container, force: bool) -> None:
-        if self.attempt(container, Trigger.REMOVE, lambda: container.remove(force=force)):
+        if self.attempt(
+            container, Trigger.REMOVE, lambda: container.remove(force=force), forced=force
+        ):
             assert State.DELETED == self.state_of(container)
 
     # What a rule draws must not depend on the containers' states: with two
@@ -254,7 +267,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
         self.ended_unasked(container, pid, 4)
         # Written just before the exit, captured before the die was announced.
         lines = self.call(container.logs)
-        assert f"got {token}" in [line.text for line in lines], lines  # type: ignore[attr-defined]
+        assert f"got {token}" in [line.text for line in lines], lines
 
     @rule(container=containers)
     def killed_from_outside(self, container: Container) -> None:
@@ -329,7 +342,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
                     return seen
                 self.walks.setdefault(event.container_id, []).append(event)
 
-        seen: dict[str, tuple[State, int | None]] = self.call(take)  # type: ignore[assignment]
+        seen: dict[str, tuple[State, int | None]] = self.call(take)
         for container_id, (_, pid) in seen.items():
             if pid is not None:
                 self.groups.setdefault(container_id, set()).add(pid)

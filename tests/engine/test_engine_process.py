@@ -21,7 +21,7 @@ from lifecycle import (
     State,
 )
 
-from .oshelpers import (
+from ..oshelpers import (
     eventually,
     forking,
     group_alive,

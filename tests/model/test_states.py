@@ -224,7 +224,7 @@ def test_state_is_read_only() -> None:
 def test_machine_is_compiled_from_the_table() -> None:
     """The transitions.Machine holds exactly the table's rows, and no shortcuts."""
     compiled = {
-        (State[source], Trigger(name), State[transition.dest])
+        (State[source], Trigger(name), State[str(transition.dest)])
         for name, event in MACHINE.events.items()
         for source, transitions in event.transitions.items()
         for transition in transitions

@@ -10,7 +10,7 @@ import pytest
 
 from lifecycle import Container, Engine, EngineClosedError, State
 
-from .oshelpers import group_alive, proc_state, term_ignoring, wait_for_file
+from ..oshelpers import group_alive, proc_state, term_ignoring, wait_for_file
 
 pytestmark = pytest.mark.anyio
 

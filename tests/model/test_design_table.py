@@ -31,7 +31,7 @@ DESIGN_TABLE: dict[str, tuple[set[str | None], str]] = {
     ),  # running/paused only with force: kill, die, remove
 }
 
-DESIGN_PATH = Path(__file__).resolve().parents[2] / "shared" / "DESIGN.md"
+DESIGN_PATH = Path(__file__).resolve().parents[3] / "shared" / "DESIGN.md"
 
 
 def code_table() -> dict[str, tuple[set[str | None], str]]:

@@ -17,7 +17,7 @@ import pytest
 
 from lifecycle import Container, Engine, Event, SpawnError, State
 
-from .oshelpers import eventually, group_alive, proc_state, wait_for_file
+from ..oshelpers import eventually, group_alive, proc_state, wait_for_file
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ import pytest
 from lifecycle import Container, Engine, State
 from lifecycle.runtime.native import _process
 
-from .oshelpers import proc_state
+from ...oshelpers import proc_state
 
 pytestmark = pytest.mark.anyio
 

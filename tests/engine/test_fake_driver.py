@@ -1,0 +1,252 @@
+"""The engine drives any RuntimeDriver: pure engine logic checked on a fake one (no processes).
+
+What the engine must do with a driver, whatever the driver is: hand it the
+frozen spec, send the stop signal through the handle, take the exit code the
+driver reports, pause through freeze/thaw, open it at entry and close it at
+exit. Claims about the OS are tested on the native driver, never here.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+
+import anyio
+import anyio.lowlevel
+import pytest
+from anyio.abc import TaskGroup
+
+from lifecycle import Engine, InvalidArgumentError, PauseTimeoutError, SpawnError, State
+from lifecycle.model import ContainerSpec
+from lifecycle.runtime import OutputSink, RuntimeDriver, RuntimeHandle, SpawnFailure
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeHandle:
+    """A 'process' that exits when told to, or of a signal its driver calls fatal."""
+
+    def __init__(self, driver: FakeDriver, pid: int, on_exit: Callable[[], None]) -> None:
+        self.driver = driver
+        self.pid = pid
+        self.exit_code: int | None = None
+        self.signals: list[signal.Signals] = []
+        self.frozen = False
+        self.closed = False
+        self._on_exit = on_exit
+        self._exited = anyio.Event()
+
+    @property
+    def exited(self) -> bool:
+        return self._exited.is_set()
+
+    async def wait(self) -> int:
+        await self._exited.wait()
+        assert self.exit_code is not None
+        return self.exit_code
+
+    def signal(self, sig: signal.Signals) -> bool:
+        self.signals.append(sig)
+        if sig in self.driver.fatal and not self.frozen:
+            self.driver.exit_later(self, 128 + sig)
+        return True
+
+    def has_exited_now(self) -> bool:
+        return self.exited
+
+    def stopped_now(self) -> bool:
+        return self.frozen
+
+    def frozen_now(self) -> bool | None:
+        return None if self.exited else self.frozen
+
+    async def freeze(self, timeout: float) -> bool | None:
+        await anyio.lowlevel.checkpoint()
+        self.frozen = self.driver.can_freeze
+        return self.frozen
+
+    async def thaw(self) -> None:
+        self.frozen = False
+        self.signals.append(signal.SIGCONT)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def exit(self, code: int) -> None:
+        """The driver learned of the exit: report it, as a driver must, exactly once."""
+        assert not self.exited
+        self.exit_code = code
+        self._exited.set()
+        self.close()
+        self._on_exit()
+
+
+class FakeDriver:
+    """Records what the engine asks of it."""
+
+    def __init__(self, name: str = "fake") -> None:
+        self._name = name
+        self.task_group: TaskGroup | None = None
+        self.spawned: list[tuple[ContainerSpec, Mapping[str, str] | None, FakeHandle]] = []
+        self.closed_with: float | None = None
+        self.fatal = {signal.SIGTERM, signal.SIGKILL}
+        self.can_freeze = True
+        self.fail_with: SpawnFailure | None = None
+        self.starting_now = 0
+        self.most_starting = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def open(self, task_group: TaskGroup) -> None:
+        self.task_group = task_group
+
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        self.starting_now += 1
+        self.most_starting = max(self.most_starting, self.starting_now)
+        try:
+            yield
+        finally:
+            self.starting_now -= 1
+
+    async def spawn(
+        self,
+        spec: ContainerSpec,
+        *,
+        environment: Mapping[str, str] | None,
+        output: OutputSink,
+        on_exit: Callable[[], None],
+    ) -> FakeHandle:
+        await anyio.lowlevel.checkpoint()
+        if self.fail_with is not None:
+            raise self.fail_with
+        handle = FakeHandle(self, 10_000 + len(self.spawned), on_exit)
+        output.feed("stdout", f"spawned {spec.command[0]}\n".encode())
+        self.spawned.append((spec, environment, handle))
+        return handle
+
+    def exit_later(self, handle: FakeHandle, code: int) -> None:
+        """Exits arrive from the driver's own task, as they do from a real one."""
+        assert self.task_group is not None
+
+        async def report() -> None:
+            await anyio.lowlevel.checkpoint()
+            if not handle.exited:
+                handle.exit(code)
+
+        self.task_group.start_soon(report)
+
+    async def aclose(self, grace: float) -> None:
+        self.closed_with = grace
+
+
+def test_a_fake_driver_satisfies_the_protocols() -> None:
+    """The fake is a RuntimeDriver and its handles are RuntimeHandles (runtime_checkable)."""
+    driver = FakeDriver()
+    assert isinstance(driver, RuntimeDriver)
+    assert isinstance(FakeHandle(driver, 1, lambda: None), RuntimeHandle)
+
+
+async def test_the_engine_runs_a_container_on_the_driver_it_names() -> None:
+    """create(runtime=) picks the driver; it gets the frozen spec and the environment; the
+    stop signal goes through the handle; the exit code is the one the driver reports."""
+    driver = FakeDriver()
+    with anyio.fail_after(10):
+        async with Engine(drivers=[driver], environ={"A": "1"}) as engine:
+            assert driver.task_group is not None  # opened at entry
+            container = await engine.create(["server", "--port", "80"], runtime="fake")
+            assert "fake" == container.driver
+            await container.start()
+            spec, environment, handle = driver.spawned[0]
+            assert ("server", "--port", "80") == spec.command
+            assert "fake" == spec.runtime
+            assert {"A": "1"} == environment
+            assert (State.RUNNING, handle.pid) == (container.state, container.pid)
+            assert ["spawned server"] == [line.text for line in container.logs()]
+            await container.stop()
+            assert [signal.SIGTERM] == handle.signals
+            assert (State.STOPPED, 143) == (container.state, container.exit_code)
+    assert driver.closed_with is not None  # closed at exit, with a grace period
+
+
+async def test_the_default_runtime_is_the_engines() -> None:
+    """Engine(runtime="fake") makes every create use it unless create says otherwise."""
+    driver = FakeDriver()
+    with anyio.fail_after(10):
+        async with Engine(drivers=[driver], runtime="fake") as engine:
+            container = await engine.create(["job"])
+            native = await engine.create(["true"], runtime="native")
+            assert ("fake", "native") == (container.driver, native.driver)
+
+
+async def test_an_exit_the_driver_reports_is_a_die_and_the_policy_restarts() -> None:
+    """An exit nobody asked for comes from the driver (on_exit): die with its code, and the
+    restart policy starts a new process through the same driver."""
+    driver = FakeDriver()
+    with anyio.fail_after(10):
+        async with Engine(drivers=[driver]) as engine:
+            container = await engine.create(["job"], runtime="fake", restart="on-failure:1")
+            async with engine.subscribe(actions={"die", "start"}) as events:
+                await container.start()
+                driver.spawned[0][2].exit(3)
+                seen = [await events.__anext__() for _ in range(3)]
+            assert ["start", "die", "start"] == [event.action for event in seen]
+            assert "3" == seen[1].attributes["exitCode"]
+            assert (State.RUNNING, 1, 2) == (
+                container.state,
+                container.restart_count,
+                len(driver.spawned),
+            )
+            assert driver.most_starting >= 1  # every spawn was announced as a start
+            await container.kill()
+
+
+async def test_pause_goes_through_freeze_and_a_failed_freeze_is_a_timeout() -> None:
+    """pause() commits only when the driver confirms the freeze; unpause thaws; a freeze the
+    driver cannot confirm is PauseTimeoutError with the container still running."""
+    driver = FakeDriver()
+    with anyio.fail_after(10):
+        async with Engine(drivers=[driver], observe_interval=None) as engine:
+            container = await engine.create(["job"], runtime="fake")
+            await container.start()
+            handle = driver.spawned[0][2]
+            await container.pause()
+            assert (State.PAUSED, True) == (container.state, handle.frozen)
+            await container.unpause()
+            assert (State.RUNNING, False) == (container.state, handle.frozen)
+            driver.can_freeze = False
+            with pytest.raises(PauseTimeoutError):
+                await container.pause()
+            assert State.RUNNING == container.state
+            await container.kill()
+
+
+async def test_a_spawn_failure_of_the_driver_is_a_spawn_error() -> None:
+    """SpawnFailure from a driver becomes SpawnError with its exit code; nothing changes."""
+    driver = FakeDriver()
+    driver.fail_with = SpawnFailure("image has no such binary", 127)
+    with anyio.fail_after(10):
+        async with Engine(drivers=[driver]) as engine:
+            container = await engine.create(["nothing"], runtime="fake")
+            with pytest.raises(SpawnError, match="image has no such binary") as raised:
+                await container.start()
+            assert 127 == raised.value.exit_code
+            assert (State.CREATED, 127) == (container.state, container.exit_code)
+
+
+async def test_an_unknown_runtime_is_refused_and_nothing_is_created() -> None:
+    """A runtime name no driver has: InvalidArgumentError naming the ones there are."""
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            with pytest.raises(InvalidArgumentError, match=r"unknown runtime 'runc'.*native"):
+                await engine.create(["true"], runtime="runc")
+            assert [] == engine.containers()
+    with pytest.raises(InvalidArgumentError, match="unknown runtime"):
+        Engine(runtime="nope")
+    with pytest.raises(InvalidArgumentError, match="two drivers"):
+        Engine(drivers=[FakeDriver(), FakeDriver()])
+    with pytest.raises(InvalidArgumentError, match="must be RuntimeDrivers"):
+        Engine(drivers=[object()])  # type: ignore[list-item]
