@@ -614,20 +614,6 @@ class Container:
         handle = self._handle
         if handle is None:  # pragma: no cover -- callers checked the state
             raise RuntimeError(f"{self!r} has no process to terminate")
-
-        def send(sig: signal.Signals) -> None:
-            self._send(handle, sig)
-
-        def escalating() -> None:
-            get_logger().warning(
-                "stop escalated to SIGKILL",
-                container_id=self.short_id,
-                name=self.name,
-                pid=handle.pid,
-                signal=first_signal.name,
-                timeout=timeout,
-            )
-
         completed = False
         try:
             await terminate(
@@ -635,13 +621,25 @@ class Container:
                 first_signal,
                 timeout,
                 was_paused=self._model.state is State.PAUSED,
-                send=send,
-                escalating=escalating,
+                send=self._send,
+                escalating=self._escalating,
             )
             completed = True
         finally:
             if handle.exited and self._handle is handle:
                 self._commit_exit(trigger, handle, move=move or not completed)
+
+    def _escalating(
+        self, handle: RuntimeHandle, first_signal: signal.Signals, timeout: float
+    ) -> None:
+        get_logger().warning(
+            "stop escalated to SIGKILL",
+            container_id=self.short_id,
+            name=self.name,
+            pid=handle.pid,
+            signal=first_signal.name,
+            timeout=timeout,
+        )
 
     def _send(self, handle: RuntimeHandle, sig: signal.Signals) -> None:
         """Signal the container and publish the kill event (Docker logs it after sending)."""

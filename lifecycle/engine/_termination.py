@@ -32,19 +32,22 @@ async def terminate(
     timeout: float,
     *,
     was_paused: bool,
-    send: Callable[[signal.Signals], None],
-    escalating: Callable[[], None],
+    send: Callable[[RuntimeHandle, signal.Signals], None],
+    escalating: Callable[[RuntimeHandle, signal.Signals, float], None],
 ) -> None:
     """Signal ``handle`` with ``first_signal``, wait ``timeout``, then SIGKILL; wait for the exit.
 
-    ``send(sig)`` delivers each signal (and announces it); ``escalating()``
-    is called just before the SIGKILL that a timeout forces. Returns once
-    the exit is complete. Cancellation: SIGKILL (if not sent yet) and a
-    shielded wait for the exit, then the cancellation propagates.
+    ``send(handle, sig)`` delivers each signal (and announces it);
+    ``escalating(handle, first_signal, timeout)`` is called just before the
+    SIGKILL that a timeout forces. (Plain callables, not closures: a fleet
+    stopping at once keeps a thousand of these frames alive, and every
+    object they hold is work for the garbage collector.) Returns once the
+    exit is complete. Cancellation: SIGKILL (if not sent yet) and a shielded
+    wait for the exit, then the cancellation propagates.
     """
     killed = False
     try:
-        send(first_signal)
+        send(handle, first_signal)
         killed = first_signal is signal.SIGKILL
         if not killed and (was_paused or handle.stopped_now()):
             # A handled signal stays pending in a stopped process: wake it
@@ -55,8 +58,8 @@ async def terminate(
             with anyio.move_on_after(timeout):
                 await handle.wait()
             if not handle.exited:
-                escalating()
-                send(signal.SIGKILL)
+                escalating(handle, first_signal, timeout)
+                send(handle, signal.SIGKILL)
                 killed = True
         await handle.wait()
     finally:
@@ -64,6 +67,6 @@ async def terminate(
             # Cancelled (or failed) mid-way: finish the kill so the state stays true.
             with anyio.CancelScope(shield=True):
                 if not killed:
-                    send(signal.SIGKILL)
+                    send(handle, signal.SIGKILL)
                 with anyio.move_on_after(KILL_REAP_TIMEOUT):
                     await handle.wait()

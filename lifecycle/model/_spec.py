@@ -42,6 +42,8 @@ DEFAULT_STOP_SIGNAL: Final = signal.SIGTERM
 DEFAULT_LOG_BYTES: Final = 1024 * 1024
 # The driver that runs a plain argv as a supervised process group (runtime/native).
 DEFAULT_RUNTIME: Final = "native"
+# Most containers add no variables: they share one empty mapping (one object less each).
+_NO_ENV: Final[Mapping[str, str]] = MappingProxyType({})
 
 
 @final
@@ -89,7 +91,7 @@ class ContainerSpec:
         """Check every option (``InvalidArgumentError`` naming the first bad one); freeze them."""
         return cls(
             command=check_command(command),
-            env=MappingProxyType(check_env(env)),
+            env=MappingProxyType(checked_env) if (checked_env := check_env(env)) else _NO_ENV,
             inherit_env=bool(inherit_env),
             interactive=bool(interactive),
             cwd=check_cwd(cwd),
