@@ -24,11 +24,11 @@ from lifecycle._errors import (
 )
 from lifecycle._logging import configure_logging
 from lifecycle._version import __version__
-from lifecycle.engine import Container, Engine, EngineStatistics, LogStatistics
+from lifecycle.engine import Container, Engine, EngineStatistics
 from lifecycle.events import Event, Subscription
 from lifecycle.graph import render, render_async
 from lifecycle.live import LiveGraph
-from lifecycle.logs import LogLine
+from lifecycle.logs import LogLine, LogStatistics
 from lifecycle.model import TRANSITIONS, RestartPolicy, State, StateModel, Transition, Trigger
 
 __all__ = [

@@ -7,7 +7,7 @@ and leaves *how* to a runtime driver, which it knows only through
 
 from __future__ import annotations
 
-from lifecycle.engine._container import Container, LogStatistics
+from lifecycle.engine._container import Container
 from lifecycle.engine._engine import Engine, EngineStatistics
 
-__all__ = ["Container", "Engine", "EngineStatistics", "LogStatistics"]
+__all__ = ["Container", "Engine", "EngineStatistics"]

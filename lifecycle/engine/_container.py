@@ -29,7 +29,6 @@ cancellation through. Nothing is ever left half done.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterable
@@ -43,7 +42,6 @@ import graphviz
 
 from lifecycle._errors import (
     ContainerNotFoundError,
-    InvalidArgumentError,
     InvalidTransitionError,
     PauseTimeoutError,
     SpawnError,
@@ -55,7 +53,7 @@ from lifecycle.engine._restarts import RestartTracker
 from lifecycle.engine._termination import terminate
 from lifecycle.events import DEFAULT_MAX_BUFFER, Subscription
 from lifecycle.graph import lifecycle_graph
-from lifecycle.logs import LogBuffer, LogLine
+from lifecycle.logs import LogBuffer, LogLine, LogStatistics
 from lifecycle.logs import follow as follow_logs
 from lifecycle.model import (
     ContainerSpec,
@@ -66,17 +64,16 @@ from lifecycle.model import (
     Transition,
     Trigger,
     WaitCondition,
+    check_since,
     check_timeout,
     check_wait_condition,
     check_whole_number,
-    is_number,
     parse_signal,
 )
 from lifecycle.runtime import RuntimeDriver, RuntimeHandle, SpawnFailure
 
 __all__ = [
     "Container",
-    "LogStatistics",
     "cancel_pending_restart",
     "new_container",
     "observe",
@@ -91,29 +88,6 @@ _LIVE: Final = frozenset({State.RUNNING, State.PAUSED})
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _since_ns(since: datetime | float | None) -> int | None:
-    if since is None:
-        return None
-    if isinstance(since, datetime):
-        if since.tzinfo is None:
-            raise InvalidArgumentError("since must be an aware datetime (with a time zone)")
-        return int(since.timestamp() * 1e9)
-    if not is_number(since):
-        raise InvalidArgumentError(f"since must be a datetime or Unix seconds, not {since!r}")
-    return int(since * 1e9)
-
-
-@final
-@dataclasses.dataclass(frozen=True, slots=True)
-class LogStatistics:
-    """The kept output of a container, and what fell off the end of its buffer."""
-
-    lines: int
-    max_bytes: int
-    dropped_lines: int
-    dropped_bytes: int
 
 
 @final
@@ -309,7 +283,7 @@ class Container:
         """
         if tail is not None:
             check_whole_number(tail, "tail", minimum=0, none_ok=True)
-        since_ns = _since_ns(since)
+        since_ns = check_since(since)
         if follow:
             return follow_logs(
                 self._logs,
@@ -324,13 +298,7 @@ class Container:
 
     def log_statistics(self) -> LogStatistics:
         """How much output is kept, and how much fell off the end of the buffer."""
-        buffer = self._logs
-        return LogStatistics(
-            lines=len(buffer),
-            max_bytes=buffer.max_bytes,
-            dropped_lines=buffer.dropped_lines,
-            dropped_bytes=buffer.dropped_bytes,
-        )
+        return self._logs.statistics()
 
     def _stopped_for_good(self) -> bool:
         return self._model.state not in _LIVE and not self._restarts.pending

@@ -10,8 +10,17 @@ from lifecycle.logs._buffer import (
     MAX_LINE_BYTES,
     LogBuffer,
     LogLine,
+    LogStatistics,
     Stream,
     follow,
 )
 
-__all__ = ["DEFAULT_LOG_BYTES", "MAX_LINE_BYTES", "LogBuffer", "LogLine", "Stream", "follow"]
+__all__ = [
+    "DEFAULT_LOG_BYTES",
+    "MAX_LINE_BYTES",
+    "LogBuffer",
+    "LogLine",
+    "LogStatistics",
+    "Stream",
+    "follow",
+]

@@ -39,6 +39,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "LogBuffer",
     "LogLine",
+    "LogStatistics",
     "Stream",
     "follow",
 ]
@@ -87,6 +88,17 @@ def _json_file_line(line: LogLine) -> str:
 
 
 @final
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogStatistics:
+    """The kept output of a container, and what fell off the end of its buffer."""
+
+    lines: int
+    max_bytes: int
+    dropped_lines: int
+    dropped_bytes: int
+
+
+@final
 class LogBuffer:
     """The kept output of one container, bounded by ``max_bytes``."""
 
@@ -120,6 +132,15 @@ class LogBuffer:
 
     def __len__(self) -> int:
         return len(self._lines)
+
+    def statistics(self) -> LogStatistics:
+        """How much is kept, and how much fell off the end (trio's ``statistics()``)."""
+        return LogStatistics(
+            lines=len(self._lines),
+            max_bytes=self.max_bytes,
+            dropped_lines=self.dropped_lines,
+            dropped_bytes=self.dropped_bytes,
+        )
 
     @property
     def next_index(self) -> int:

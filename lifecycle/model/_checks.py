@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Final, Literal, TypeGuard, get_args
 
 from lifecycle._errors import InvalidArgumentError
@@ -25,6 +26,7 @@ __all__ = [
     "check_env",
     "check_interval",
     "check_path",
+    "check_since",
     "check_timeout",
     "check_wait_condition",
     "check_whole_number",
@@ -151,6 +153,19 @@ def check_interval(interval: object, what: str) -> float | None:
             f"{what} must be more than zero seconds and finite, not {interval!r} (None: never)"
         )
     return float(interval)
+
+
+def check_since(since: object) -> int | None:
+    """A point in time (an aware datetime, or Unix seconds) as nanoseconds; None for none."""
+    if since is None:
+        return None
+    if isinstance(since, datetime):
+        if since.tzinfo is None:
+            raise InvalidArgumentError("since must be an aware datetime (with a time zone)")
+        return int(since.timestamp() * 1e9)
+    if not is_number(since):
+        raise InvalidArgumentError(f"since must be a datetime or Unix seconds, not {since!r}")
+    return int(since * 1e9)
 
 
 def check_wait_condition(condition: object) -> WaitCondition:
