@@ -180,7 +180,7 @@ def architecture_dot(graph: Mapping[str, set[str]]) -> str:
     lines = [
         "digraph architecture {",
         '\tgraph [rankdir=TB label="lifecycle: imports point down" labelloc=t fontsize=16]',
-        "\tnode [shape=box style=rounded fontname=Helvetica fontsize=11]",
+        "\tnode [shape=box style=rounded fontname=Helvetica fontsize=11 margin=\"0.3,0.06\"]",
         "\tedge [color=gray40 arrowsize=0.6]",
     ]
     for rank in sorted({rank for rank, _, _ in LAYERS}, reverse=True):
@@ -195,7 +195,8 @@ def architecture_dot(graph: Mapping[str, set[str]]) -> str:
     lines.extend(f'\t"{a}" -> "{b}"' for a, b in sorted(_reduced(unit_edges(graph))))
     # The one dependency no import shows: the registry loads each driver by name.
     lines.extend(
-        f'\t"lifecycle.runtime" -> "{unit}" [style=dashed label=" loads by name" fontsize=9]'
+        f'\t"lifecycle.runtime" -> "{unit}" '
+        '[style=dashed label=" loads by name" fontsize=9 constraint=false]'
         for unit in sorted(DRIVER_UNITS)
     )
     lines.append("}")
