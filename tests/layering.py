@@ -180,7 +180,7 @@ def architecture_dot(graph: Mapping[str, set[str]]) -> str:
     lines = [
         "digraph architecture {",
         '\tgraph [rankdir=TB label="lifecycle: imports point down" labelloc=t fontsize=16]',
-        "\tnode [shape=box style=rounded fontname=Helvetica fontsize=11 margin=\"0.3,0.06\"]",
+        '\tnode [shape=box style=rounded fontname=Helvetica fontsize=11 margin="0.3,0.06"]',
         "\tedge [color=gray40 arrowsize=0.6]",
     ]
     for rank in sorted({rank for rank, _, _ in LAYERS}, reverse=True):
