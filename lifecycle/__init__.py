@@ -11,8 +11,12 @@ from lifecycle._errors import (
     ContainerNotFoundError,
     EngineClosedError,
     GraphvizNotFoundError,
+    ImageConflictError,
+    ImageContentError,
+    ImageNotFoundError,
     InvalidArgumentError,
     InvalidNameError,
+    InvalidReferenceError,
     InvalidSignalError,
     InvalidTransitionError,
     LifecycleError,
@@ -21,12 +25,14 @@ from lifecycle._errors import (
     RenderError,
     SpawnError,
     UnknownTriggerError,
+    UnsafeLayerError,
 )
 from lifecycle._logging import configure_logging
 from lifecycle._version import __version__
 from lifecycle.engine import Container, Engine, EngineStatistics
 from lifecycle.events import Event, Subscription
 from lifecycle.graph import render, render_async
+from lifecycle.images import Image, ImageConfig, ImageReference, ImageStore, Layer
 from lifecycle.live import LiveGraph
 from lifecycle.logs import LogLine, LogStatistics
 from lifecycle.model import TRANSITIONS, RestartPolicy, State, StateModel, Transition, Trigger
@@ -40,10 +46,19 @@ __all__ = [
     "EngineStatistics",
     "Event",
     "GraphvizNotFoundError",
+    "Image",
+    "ImageConfig",
+    "ImageConflictError",
+    "ImageContentError",
+    "ImageNotFoundError",
+    "ImageReference",
+    "ImageStore",
     "InvalidArgumentError",
     "InvalidNameError",
+    "InvalidReferenceError",
     "InvalidSignalError",
     "InvalidTransitionError",
+    "Layer",
     "LifecycleError",
     "LiveGraph",
     "LogLine",
@@ -59,6 +74,7 @@ __all__ = [
     "Transition",
     "Trigger",
     "UnknownTriggerError",
+    "UnsafeLayerError",
     "__version__",
     "configure_logging",
     "render",

@@ -18,7 +18,12 @@ Our exception tree::
     ├── EngineClosedError               the engine has shut down; it accepts nothing more
     ├── InvalidArgumentError            bad input, refused with nothing changed (a ValueError)
     │   ├── InvalidNameError            a container name that breaks Docker's naming rule
-    │   └── InvalidSignalError          a signal name or number this system does not have
+    │   ├── InvalidSignalError          a signal name or number this system does not have
+    │   └── InvalidReferenceError       an image reference distribution/reference refuses
+    ├── ImageNotFoundError              no image in the store matches a reference or id
+    ├── ImageConflictError              the image cannot be removed that way (Docker's 409)
+    ├── ImageContentError               a blob is missing, corrupt or mislabelled; nothing added
+    │   └── UnsafeLayerError            a layer entry that would escape or bomb; nothing added
     └── RenderError                     Graphviz could not render a graph
         └── GraphvizNotFoundError       the format needs the system `dot` binary; none on PATH
 
@@ -37,8 +42,12 @@ __all__ = [
     "ContainerNotFoundError",
     "EngineClosedError",
     "GraphvizNotFoundError",
+    "ImageConflictError",
+    "ImageContentError",
+    "ImageNotFoundError",
     "InvalidArgumentError",
     "InvalidNameError",
+    "InvalidReferenceError",
     "InvalidSignalError",
     "InvalidTransitionError",
     "LifecycleError",
@@ -47,6 +56,7 @@ __all__ = [
     "RenderError",
     "SpawnError",
     "UnknownTriggerError",
+    "UnsafeLayerError",
 ]
 
 
@@ -212,3 +222,49 @@ class InvalidSignalError(InvalidArgumentError):
     def __init__(self, value: object, reason: str = "no such signal") -> None:
         self.value = value
         super().__init__(f"invalid signal {value!r}: {reason}")
+
+
+class InvalidReferenceError(InvalidArgumentError):
+    """An image reference that distribution/reference's grammar refuses."""
+
+    def __init__(self, reference: str, reason: str) -> None:
+        self.reference = reference
+        self.reason = reason
+        # distribution's messages ("invalid reference format", "repository name must be
+        # lowercase", ...), then what was given.
+        super().__init__(f"{reason} (reference {reference!r})")
+
+
+class ImageNotFoundError(LifecycleError):
+    """No image in the store matches the reference, id or id prefix."""
+
+    def __init__(self, reference: str, *, reason: str | None = None) -> None:
+        self.reference = reference
+        self.reason = reason
+        # Docker: "No such image: busybox:latest".
+        message = f"no such image: {reference}"
+        super().__init__(f"{message} ({reason})" if reason else message)
+
+
+class ImageConflictError(LifecycleError):
+    """The image cannot be removed as asked (Docker answers 409); nothing was removed."""
+
+
+class ImageContentError(LifecycleError):
+    """A blob is missing, truncated, corrupt or not what its descriptor says.
+
+    ``blob`` names it (a digest or a path inside the source). Nothing was added to the store.
+    """
+
+    def __init__(self, blob: str, problem: str) -> None:
+        self.blob = blob
+        self.problem = problem
+        super().__init__(f"blob {blob}: {problem}; nothing was added to the store")
+
+
+class UnsafeLayerError(ImageContentError):
+    """A layer entry that would reach outside the layer (or the store), or a tar bomb."""
+
+    def __init__(self, blob: str, entry: str, problem: str) -> None:
+        self.entry = entry
+        super().__init__(blob, f"entry {entry!r}: {problem}")

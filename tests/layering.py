@@ -35,6 +35,7 @@ LAYERS: Final[tuple[tuple[int, str, str], ...]] = (
     (3, "lifecycle.model", "states, table, restart policy, names, signals, checks, spec (pure)"),
     (4, "lifecycle.events", "event records, per-subscriber streams"),
     (4, "lifecycle.graph", "DOT from the table, rendering"),
+    (4, "lifecycle.images", "references, OCI-layout store, import/export"),
     (4, "lifecycle.logs", "bounded capture, follow, json-file"),
     (5, "lifecycle.live", "picture files that follow a graph source"),
     (6, "lifecycle.runtime", "driver protocols and the driver registry"),

@@ -1,4 +1,4 @@
-"""The ``lifecycle`` command line: ``run``, ``demo``, ``diagram``.
+"""The ``lifecycle`` command line: ``run``, ``demo``, ``diagram``, ``images``, ``image ...``.
 
 Exit status of ``diagram`` and ``demo``: 0 on success, 2 for a usage error
 (argparse's convention), 1 when the command fails (for example PNG asked for
@@ -23,6 +23,7 @@ from lifecycle._files import write_atomically
 from lifecycle._logging import configure_logging
 from lifecycle._version import __version__
 from lifecycle.cli._demo import run_demo
+from lifecycle.cli._images import IMAGE_COMMANDS, add_image_commands, run_image_command
 from lifecycle.cli._run import EXIT_LIFECYCLE_FAILED, RunOptions, run_container
 from lifecycle.graph import IN_PROCESS_FORMATS, SYSTEM_DOT_FORMATS, lifecycle_graph, render_source
 from lifecycle.model import DEFAULT_STOP_TIMEOUT, State
@@ -183,6 +184,7 @@ def _build_parser() -> _Parser:
         help=f"where to write the pictures (default: {DEFAULT_DEMO_DIR}/)",
     )
     _add_logging_options(demo, "info")
+    add_image_commands(commands)
     return parser
 
 
@@ -278,12 +280,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arguments.subcommand == "demo":
             _configure_logging(arguments)
             anyio.run(run_demo, arguments.out, backend=arguments.backend)
+        elif arguments.subcommand in IMAGE_COMMANDS:
+            run_image_command(arguments)
     except BrokenPipeError:
         # The reader went away (`lifecycle demo | head`): stop quietly, as cat does.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except (_Failure, LifecycleError, OSError) as error:
+    except (_Failure, LifecycleError, OSError, argparse.ArgumentTypeError, ValueError) as error:
         print(f"lifecycle: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
