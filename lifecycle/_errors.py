@@ -24,6 +24,7 @@ Our exception tree::
     ├── ImageConflictError              the image cannot be removed that way (Docker's 409)
     ├── ImageContentError               a blob is missing, corrupt or mislabelled; nothing added
     │   └── UnsafeLayerError            a layer entry that would escape or bomb; nothing added
+    ├── RegistryError                   a registry refused, failed or could not be reached
     └── RenderError                     Graphviz could not render a graph
         └── GraphvizNotFoundError       the format needs the system `dot` binary; none on PATH
 
@@ -53,6 +54,7 @@ __all__ = [
     "LifecycleError",
     "NameConflictError",
     "PauseTimeoutError",
+    "RegistryError",
     "RenderError",
     "SpawnError",
     "UnknownTriggerError",
@@ -268,3 +270,12 @@ class UnsafeLayerError(ImageContentError):
     def __init__(self, blob: str, entry: str, problem: str) -> None:
         self.entry = entry
         super().__init__(blob, f"entry {entry!r}: {problem}")
+
+
+class RegistryError(LifecycleError):
+    """A registry refused a request, failed, or could not be reached."""
+
+    def __init__(self, registry: str, problem: str) -> None:
+        self.registry = registry
+        self.problem = problem
+        super().__init__(f"registry {registry}: {problem}")

@@ -94,3 +94,22 @@ def test_benchmark_suite_still_runs() -> None:
     output = result.stdout.decode()
     for section in ("cycle/s, sequential, asyncio", "fleet of 20", "exit latency", "supervisord"):
         assert section in output
+
+
+@pytest.mark.timeout(300)
+def test_image_benchmark_still_runs() -> None:
+    """benchmarks/images.py runs in its tiny CI size, with skopeo and a registry as peers."""
+    from .images.tools import require  # noqa: PLC0415
+
+    for tool in ("skopeo", "docker-registry"):
+        require(tool)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "images.py"), "--quick"],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr.decode()[-2000:]
+    output = result.stdout.decode()
+    for row in ("import OCI layout", "pull from a local registry", "ingest one blob"):
+        assert row in output

@@ -34,6 +34,7 @@ EXPECTED = [
     "LogStatistics",
     "NameConflictError",
     "PauseTimeoutError",
+    "RegistryError",
     "RenderError",
     "RestartPolicy",
     "SpawnError",

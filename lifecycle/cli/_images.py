@@ -1,4 +1,4 @@
-"""``lifecycle images`` and ``lifecycle image import|load|save|tag|rm|inspect``.
+"""``lifecycle images``, ``image import|load|save|tag|rm|inspect``, ``pull``, ``push``.
 
 Output follows the docker CLI: ``images`` prints REPOSITORY TAG IMAGE ID
 CREATED SIZE with go-units' human sizes (decimal, three significant digits)
@@ -29,7 +29,7 @@ from lifecycle.images import Image, ImageStore
 
 __all__ = ["IMAGE_COMMANDS", "add_image_commands", "default_root", "run_image_command"]
 
-IMAGE_COMMANDS: Final = frozenset({"images", "image"})
+IMAGE_COMMANDS: Final = frozenset({"images", "image", "pull", "push"})
 
 
 def default_root() -> Path:
@@ -103,6 +103,12 @@ def add_image_commands(commands: Any) -> None:  # argparse's _SubParsersAction i
     images = commands.add_parser("images", help="list the images in the store (like docker images)")
     _add_root(images)
     images.add_argument("--no-trunc", action="store_true", help="show full image ids")
+    images.add_argument(
+        "-s",
+        "--shared-size",
+        action="store_true",
+        help="add SHARED SIZE: bytes of layers other images use too (docker system df -v)",
+    )
 
     image = commands.add_parser("image", help="manage images: import, load, save, tag, rm, inspect")
     actions = image.add_subparsers(dest="image_command", required=True, metavar="COMMAND")
@@ -145,6 +151,38 @@ def add_image_commands(commands: Any) -> None:  # argparse's _SubParsersAction i
     inspect = actions.add_parser("inspect", help="an image's details as JSON")
     _add_root(inspect)
     inspect.add_argument("references", nargs="+", metavar="IMAGE")
+
+    pull = commands.add_parser("pull", help="pull an image from a registry (like docker pull)")
+    _add_root(pull)
+    _add_registry_options(pull)
+    pull.add_argument("reference", metavar="NAME[:TAG|@DIGEST]")
+
+    push = commands.add_parser("push", help="push an image to a registry (like docker push)")
+    _add_root(push)
+    _add_registry_options(push)
+    push.add_argument("source", metavar="IMAGE")
+    push.add_argument("target", nargs="?", metavar="TARGET", help="where to (default: IMAGE)")
+
+
+def _add_registry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insecure", action="store_true", help="speak HTTP, not HTTPS, to the registry"
+    )
+    parser.add_argument(
+        "--creds",
+        metavar="USER:PASSWORD",
+        help="registry credentials (as skopeo's --creds); default: $LIFECYCLE_REGISTRY_CREDS",
+    )
+
+
+def _credentials(arguments: argparse.Namespace) -> tuple[str, str] | None:
+    text = arguments.creds or os.environ.get("LIFECYCLE_REGISTRY_CREDS")
+    if not text:
+        return None
+    user, separator, password = text.partition(":")
+    if not user or not separator:
+        raise argparse.ArgumentTypeError("--creds takes USER:PASSWORD")
+    return user, password
 
 
 def _add_root(parser: argparse.ArgumentParser) -> None:
@@ -193,33 +231,23 @@ def _inspect(image: Image) -> dict[str, Any]:
     }
 
 
-def _list(store: ImageStore, no_trunc: bool) -> None:
+def _list(store: ImageStore, no_trunc: bool, shared: bool) -> None:
     now = datetime.now(UTC)
-    rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
+    header = ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")
+    rows = [(*header, "SHARED SIZE") if shared else header]
     for image in store.images():
         shown_id = image.id if no_trunc else image.short_id
-        created = (
-            "N/A"
-            if image.created is None
-            else human_duration((now - image.created).total_seconds()) + " ago"
-        )
-        for reference in image.references or ():
-            rows.append(
-                (
-                    reference.repository,
-                    reference.tag or "<none>",
-                    shown_id,
-                    created,
-                    human_size(image.size),
-                )
-            )
+        age = None if image.created is None else (now - image.created).total_seconds()
+        created = "N/A" if age is None else human_duration(age) + " ago"
+        extra = (human_size(store.shared_size(image)),) if shared else ()
+        for reference in image.references:
+            tag = reference.tag or "<none>"
+            size = human_size(image.size)
+            rows.append((reference.repository, tag, shown_id, created, size, *extra))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
-        print(
-            "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-            + "   "
-            + row[-1]
-        )
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("   ".join([*cells, row[-1]]))
 
 
 async def _import(store: ImageStore, arguments: argparse.Namespace, progress: Any) -> None:
@@ -270,7 +298,29 @@ async def _inspect_all(store: ImageStore, arguments: argparse.Namespace, progres
 
 
 async def _images(store: ImageStore, arguments: argparse.Namespace, progress: Any) -> None:
-    _list(store, arguments.no_trunc)
+    _list(store, arguments.no_trunc, arguments.shared_size)
+
+
+async def _pull(store: ImageStore, arguments: argparse.Namespace, progress: Any) -> None:
+    image = await store.pull(
+        arguments.reference,
+        insecure=arguments.insecure,
+        credentials=_credentials(arguments),
+        progress=progress,
+    )
+    print(f"Digest: {image.manifest_digest}")
+    print(f"Status: Downloaded {', '.join(r.familiar for r in image.references)}")
+
+
+async def _push(store: ImageStore, arguments: argparse.Namespace, progress: Any) -> None:
+    digest = await store.push(
+        arguments.source,
+        arguments.target,
+        insecure=arguments.insecure,
+        credentials=_credentials(arguments),
+        progress=progress,
+    )
+    print(f"{arguments.target or arguments.source}: digest: {digest}")
 
 
 _HANDLERS: Final = {
@@ -281,15 +331,19 @@ _HANDLERS: Final = {
     "tag": _tag,
     "rm": _remove,
     "inspect": _inspect_all,
+    "pull": _pull,
+    "push": _push,
 }
 
 
 async def _run(arguments: argparse.Namespace) -> None:
     store = ImageStore(arguments.root or default_root())
     progress = _progress if sys.stderr.isatty() else None
-    command = arguments.subcommand if arguments.subcommand == "images" else arguments.image_command
+    command = arguments.subcommand
+    if command == "image":
+        command = arguments.image_command
     await _HANDLERS[command](store, arguments, progress)
-    if progress is not None and command in {"import", "load", "save"}:
+    if progress is not None and command in {"import", "load", "save", "pull", "push"}:
         print(file=sys.stderr)
 
 

@@ -86,7 +86,8 @@ class _Decompressed(io.RawIOBase):
         head = source.read(4)
         self.compression = detect_compression(head)
         self._chunks = self._decompress(source, head)
-        self._pending = b""
+        self._pending = memoryview(b"")
+        self._offset = 0
 
     def _decompress(self, source: IO[bytes], head: bytes) -> Iterator[bytes]:
         if self.compression == "zstd":
@@ -109,7 +110,7 @@ class _Decompressed(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
+        while self._offset >= len(self._pending):
             try:
                 chunk = next(self._chunks)
             except StopIteration:
@@ -125,10 +126,12 @@ class _Decompressed(io.RawIOBase):
                         self._blob, "(the stream)", f"more than {self._max} bytes uncompressed"
                     )
                 self.hash.update(chunk)
-                self._pending = chunk
-        count = min(len(buffer), len(self._pending))
-        buffer[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
+                self._pending = memoryview(chunk)
+                self._offset = 0
+        # An offset, not slicing the front off: that would copy the rest on every read.
+        count = min(len(buffer), len(self._pending) - self._offset)
+        buffer[:count] = self._pending[self._offset : self._offset + count]
+        self._offset += count
         return count
 
     def drain(self) -> None:

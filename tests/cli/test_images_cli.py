@@ -49,3 +49,27 @@ def test_import_list_tag_save_load_inspect_and_remove(tmp_path: Path) -> None:
     code, _, err = cli(tmp_path, "image", "tag", "busybox", "Bad/Name")
     assert 1 == code
     assert "must be lowercase" in err
+
+
+def test_push_and_pull_through_a_registry(tmp_path: Path) -> None:
+    """`lifecycle push` then `lifecycle pull` into another store, against a real registry."""
+    from ..images.tools import Registry  # noqa: PLC0415
+
+    registry = Registry(tmp_path / "registry")
+    try:
+        rootfs = busybox_rootfs(tmp_path / "rootfs")
+        assert 0 == cli(tmp_path, "image", "import", str(rootfs), "me/tool:1.0")[0]
+        target = f"{registry.address}/me/tool:1.0"
+        code, out, err = cli(tmp_path, "push", "--insecure", "me/tool:1.0", target)
+        assert (0, "") == (code, err)
+        digest = out.split("digest: ")[1].strip()
+        other = tmp_path / "other"
+        other.mkdir()
+        code, out, err = cli(other, "pull", "--insecure", target)
+        assert (0, "") == (code, err)
+        assert f"Digest: {digest}" == out.splitlines()[0]
+        code, out, err = cli(other, "pull", "--insecure", f"{registry.address}/missing:1")
+        assert 1 == code
+        assert "no such image" in err
+    finally:
+        registry.stop()

@@ -16,9 +16,14 @@ from typing import Any, Final
 
 import pytest
 
-__all__ = ["busybox_rootfs", "require", "run", "umoci_image"]
+__all__ = ["Registry", "busybox_rootfs", "require", "run", "umoci_image"]
 
-PACKAGES: Final = {"umoci": "umoci", "skopeo": "skopeo", "busybox": "busybox-static"}
+PACKAGES: Final = {
+    "umoci": "umoci",
+    "skopeo": "skopeo",
+    "busybox": "busybox-static",
+    "docker-registry": "docker-registry",
+}
 
 
 def require(tool: str) -> str:
@@ -94,3 +99,83 @@ def layout_manifest(layout: Path, tag: str) -> dict[str, Any]:
         if entry.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
             return layout_document(layout, entry["digest"])
     raise AssertionError(f"no {tag} in {layout}")
+
+
+class Registry:
+    """A real CNCF distribution registry (Debian's docker-registry) on 127.0.0.1, for a test."""
+
+    def __init__(self, directory: Path, *, users: dict[str, str] | None = None) -> None:
+        import socket  # noqa: PLC0415
+
+        binary = require("docker-registry")
+        directory.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.log = directory / "registry.log"
+        config = {
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": False}},
+            "storage": {"filesystem": {"rootdirectory": str(directory / "data")}},
+            "http": {"addr": self.address},
+        }
+        if users:
+            htpasswd = directory / "htpasswd"
+            htpasswd.write_text("".join(f"{u}:{_bcrypt(p)}\n" for u, p in users.items()))
+            config["auth"] = {"htpasswd": {"realm": "test", "path": str(htpasswd)}}
+        (directory / "config.yml").write_text(json.dumps(config))  # YAML is a superset of JSON
+        self._log_file = self.log.open("wb")
+        self.process = subprocess.Popen(
+            [binary, "serve", str(directory / "config.yml")],
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_until_up()
+
+    def _wait_until_up(self) -> None:
+        import time  # noqa: PLC0415
+
+        import httpx  # noqa: PLC0415
+
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://{self.address}/v2/", timeout=1)
+                return
+            except httpx.HTTPError:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"registry exited: {self.log.read_text()}") from None
+                time.sleep(0.02)  # polling a condition with a deadline
+        raise AssertionError("the registry did not answer within 15 s")
+
+    def requests(self) -> list[str]:
+        """The request lines of its access log so far ("POST /v2/... 201")."""
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if '"' in line and "HTTP/1.1" in line:
+                request = line.split('"')[1]
+                status = line.split('"')[2].split()[0]
+                found.append(f"{request.removesuffix(' HTTP/1.1')} {status}")
+        return found
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log_file.close()
+
+
+def _bcrypt(password: str) -> str:
+    """A bcrypt hash for htpasswd (distribution accepts only bcrypt), from libxcrypt."""
+    import warnings  # noqa: PLC0415
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # noqa: PLC0415 -- deprecated, but the one bcrypt in the standard library
+
+        # bcrypt is what distribution requires, and only a test password is hashed.
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324
