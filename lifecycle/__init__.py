@@ -37,9 +37,11 @@ from lifecycle.images import Image, ImageConfig, ImageReference, ImageStore, Lay
 from lifecycle.live import LiveGraph
 from lifecycle.logs import LogLine, LogStatistics
 from lifecycle.model import TRANSITIONS, RestartPolicy, State, StateModel, Transition, Trigger
+from lifecycle.rootfs import Change
 
 __all__ = [
     "TRANSITIONS",
+    "Change",
     "Container",
     "ContainerNotFoundError",
     "Engine",

@@ -56,6 +56,15 @@ def no_child_processes_left() -> Iterator[None]:
     assert {} == escaped, f"processes escaped to init and left behind (pid: state): {escaped}"
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the whole run: no overlay mount the tests made is left (a leak fails the run)."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+        leaked = [line.split()[4] for line in mountinfo if "pytest-of-" in line.split()[4]]
+    if leaked:
+        print(f"\nmounts left behind by the tests: {leaked}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(autouse=True)
 def structlog_unconfigured() -> Iterator[None]:
     """Each test starts and ends with structlog unconfigured, as an application would find it.

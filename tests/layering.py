@@ -38,6 +38,7 @@ LAYERS: Final[tuple[tuple[int, str, str], ...]] = (
     (4, "lifecycle.images", "references, OCI-layout store, import/export"),
     (4, "lifecycle.logs", "bounded capture, follow, json-file"),
     (5, "lifecycle.live", "picture files that follow a graph source"),
+    (5, "lifecycle.rootfs", "overlay snapshots by chain id, vfs fallback, diff"),
     (6, "lifecycle.runtime", "driver protocols and the driver registry"),
     (7, "lifecycle.runtime.native", "driver: process group, pidfd, epoll, SIGSTOP"),
     (8, "lifecycle.engine", "Engine, Container, restarts, termination"),

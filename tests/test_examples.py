@@ -113,3 +113,21 @@ def test_image_benchmark_still_runs() -> None:
     output = result.stdout.decode()
     for row in ("import OCI layout", "pull from a local registry", "ingest one blob"):
         assert row in output
+
+
+@pytest.mark.timeout(300)
+def test_rootfs_benchmark_still_runs() -> None:
+    """benchmarks/rootfs.py runs in its tiny size (it needs root for the overlay mounts)."""
+    from .rootfs.test_image_containers import require_root  # noqa: PLC0415
+
+    require_root()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "rootfs.py"), "--quick"],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr.decode()[-2000:]
+    output = result.stdout.decode()
+    for row in ("set-up + tear-down, overlayfs", "set-up + tear-down, vfs", "disk for 10"):
+        assert row in output

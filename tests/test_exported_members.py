@@ -8,6 +8,7 @@ import lifecycle
 
 EXPECTED = [
     "TRANSITIONS",
+    "Change",
     "Container",
     "ContainerNotFoundError",
     "Engine",

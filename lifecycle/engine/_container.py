@@ -29,11 +29,14 @@ cancellation through. Nothing is ever left half done.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
+import tempfile
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final, Literal, NoReturn, final, overload
 
 import anyio
@@ -42,6 +45,7 @@ import graphviz
 
 from lifecycle._errors import (
     ContainerNotFoundError,
+    InvalidArgumentError,
     InvalidTransitionError,
     PauseTimeoutError,
     SpawnError,
@@ -53,6 +57,7 @@ from lifecycle.engine._restarts import RestartTracker
 from lifecycle.engine._termination import terminate
 from lifecycle.events import DEFAULT_MAX_BUFFER, Subscription
 from lifecycle.graph import lifecycle_graph
+from lifecycle.images import Image
 from lifecycle.logs import LogBuffer, LogLine, LogStatistics
 from lifecycle.logs import follow as follow_logs
 from lifecycle.model import (
@@ -70,6 +75,7 @@ from lifecycle.model import (
     check_whole_number,
     parse_signal,
 )
+from lifecycle.rootfs import Change
 from lifecycle.runtime import RuntimeDriver, RuntimeHandle, SpawnFailure
 
 __all__ = [
@@ -77,6 +83,7 @@ __all__ = [
     "cancel_pending_restart",
     "new_container",
     "observe",
+    "release_rootfs",
     "stop_for_shutdown",
 ]
 
@@ -140,6 +147,7 @@ class Container:
         "_driver",
         "_exit_count",
         "_handle",
+        "_image",
         "_lock",
         "_logs",
         "_model",
@@ -162,6 +170,7 @@ class Container:
     _lock: anyio.Lock
     _changed: anyio.Event | None
     _handle: RuntimeHandle | None
+    _image: Image | None
     _exit_count: int
     id: str
     name: str
@@ -189,6 +198,60 @@ class Container:
     def spec(self) -> ContainerSpec:
         """The checked configuration it was created with (frozen)."""
         return self._spec
+
+    @property
+    def image(self) -> Image | None:
+        """The image it was created from (None: an argv-only container on the host's files)."""
+        return self._image
+
+    @property
+    def rootfs(self) -> Path | None:
+        """Its copy-on-write root directory while it exists (None without an image)."""
+        if self._spec.rootfs is None or self._model.state is State.DELETED:
+            return None
+        return Path(self._spec.rootfs)
+
+    async def diff(self) -> list[Change]:
+        """What it changed in its image's files: Docker's ``docker diff`` (A, C, D).
+
+        Cancellation: the comparison finishes in its worker thread first.
+        """
+        snapshotter, image = self._context.snapshotter, self._image
+        if snapshotter is None or image is None or self._model.state is State.DELETED:
+            raise InvalidArgumentError(f"{self!r} has no image filesystem to compare")
+        return await anyio.to_thread.run_sync(snapshotter.changes, self.id, image)
+
+    async def commit(self, reference: str) -> Image:
+        """A new image: its image's layers plus one layer of what it wrote (``docker commit``).
+
+        The new layer is checked like any import and shares every parent
+        layer. Docker pauses a running container while committing; so does
+        this (and resumes it). Cancellation: the commit finishes or adds
+        nothing, then the cancellation propagates.
+        """
+        snapshotter, store, image = self._context.snapshotter, self._context.store, self._image
+        if snapshotter is None or store is None or image is None:
+            raise InvalidArgumentError(f"{self!r} has no image filesystem to commit")
+        was_running = self._model.state is State.RUNNING
+        if was_running:
+            await self.pause()
+        try:
+            with tempfile.TemporaryDirectory(dir=store.root / ".lifecycle") as scratch:
+                layer = Path(scratch) / "layer.tar"
+
+                def write() -> None:
+                    with layer.open("wb") as out:
+                        snapshotter.write_changes(self.id, image, out)
+
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(write)
+                    committed = await store.add_layer(
+                        image, layer, reference, created_by=f"lifecycle commit {self.short_id}"
+                    )
+        finally:
+            if was_running and self._model.state is State.PAUSED:
+                await self.unpause()
+        return committed
 
     @property
     def driver(self) -> str:
@@ -760,6 +823,7 @@ class Container:
             self._check(Trigger.REMOVE)
             self._context.forget(self.id)
             self._commit(Trigger.REMOVE, "destroy")
+        await release_rootfs(self)
 
     async def wait(self, condition: WaitCondition = "not-running") -> int:
         """Wait for a condition (Docker's ``docker wait``); return the last exit code.
@@ -808,10 +872,17 @@ class Container:
 
 
 def new_container(
-    context: EngineContext, spec: ContainerSpec, *, container_id: str, name: str, logs: LogBuffer
+    context: EngineContext,
+    spec: ContainerSpec,
+    *,
+    container_id: str,
+    name: str,
+    logs: LogBuffer,
+    image: Image | None = None,
 ) -> Container:
     """Make a container and commit its ``create`` (log line and event)."""
     self = object.__new__(Container)
+    self._image = image
     self._context = context
     self._spec = spec
     self._driver = context.driver(spec.runtime)
@@ -857,3 +928,23 @@ async def stop_for_shutdown(container: Container) -> None:
             await container._terminate(
                 Trigger.STOP, container._spec.stop_signal, container._spec.stop_timeout
             )
+
+
+async def release_rootfs(container: Container) -> None:
+    """Unmount and delete its root filesystem and let go of its image (removal, shutdown).
+
+    Shielded: once begun, it completes. A busy mount is detached (the kernel
+    frees it with its last user), so no mount and no directory is left.
+    """
+    snapshotter, store, image = (
+        container._context.snapshotter,
+        container._context.store,
+        container._image,
+    )
+    if snapshotter is None or image is None or container._spec.rootfs is None:
+        return
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(snapshotter.remove, container.id)
+    if store is not None:
+        store.release(image.id, container.id)
+    container._spec = dataclasses.replace(container._spec, rootfs=None)

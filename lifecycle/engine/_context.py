@@ -20,7 +20,9 @@ from anyio.abc import TaskGroup
 from lifecycle._errors import EngineClosedError
 from lifecycle.engine._fleet import FleetCounters
 from lifecycle.events import EventBus, make_event
+from lifecycle.images import ImageStore
 from lifecycle.model import ContainerSpec, State, Transition
+from lifecycle.rootfs import Snapshotter
 from lifecycle.runtime import RuntimeDriver, check_driver_name, create_driver
 
 __all__ = ["EngineContext"]
@@ -42,6 +44,8 @@ class EngineContext:
         "default_runtime",
         "fleet",
         "runtimes",
+        "snapshotter",
+        "store",
     )
 
     def __init__(
@@ -52,6 +56,8 @@ class EngineContext:
         default_runtime: str,
         drivers: Mapping[str, RuntimeDriver],
         forget: Callable[[str], None],
+        store: ImageStore | None = None,
+        snapshotter: Snapshotter | None = None,
     ) -> None:
         self._environ = environ
         # Every runtime name a container may choose; the built-in drivers are
@@ -66,6 +72,9 @@ class EngineContext:
         self.fleet = FleetCounters()
         self.closing = False
         self.closed = False
+        # Images and their copy-on-write root filesystems (None: argv-only containers).
+        self.store = store
+        self.snapshotter = snapshotter
 
     # -- the engine's lifecycle (the engine calls these) -------------------
 

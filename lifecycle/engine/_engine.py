@@ -40,11 +40,13 @@ from lifecycle.engine._container import (
     is_live,
     new_container,
     observe,
+    release_rootfs,
     stop_for_shutdown,
 )
 from lifecycle.engine._context import EngineContext
 from lifecycle.engine._registry import ContainerRegistry
 from lifecycle.events import DEFAULT_MAX_BUFFER, Event, Subscription, deliver_to_callback
+from lifecycle.images import Image, ImageStore
 from lifecycle.logs import LogBuffer
 from lifecycle.model import (
     DEFAULT_LOG_BYTES,
@@ -60,6 +62,7 @@ from lifecycle.model import (
     generate_name,
     validate_name,
 )
+from lifecycle.rootfs import choose_snapshotter
 from lifecycle.runtime import BUILTIN_DRIVERS, RuntimeDriver, check_driver_name
 
 __all__ = ["Engine", "EngineStatistics"]
@@ -85,6 +88,8 @@ class EngineStatistics:
     subscribers: int
     events_published: int
     events_dropped: int
+    # How container root filesystems are made: "overlayfs", "vfs", or None (no image store).
+    snapshotter: str | None = None
 
 
 def _check_drivers(drivers: Iterable[RuntimeDriver] | None) -> dict[str, RuntimeDriver]:
@@ -129,8 +134,24 @@ class Engine:
         observe_interval: float | None = DEFAULT_OBSERVE_INTERVAL,
         runtime: str = DEFAULT_RUNTIME,
         drivers: Iterable[RuntimeDriver] | None = None,
+        store: ImageStore | None = None,
+        root: str | os.PathLike[str] | None = None,
+        snapshotter: str | None = None,
     ) -> None:
         checked_environ = None if environ is None else check_env(environ)
+        if store is not None and not isinstance(store, ImageStore):
+            raise InvalidArgumentError(f"store must be an ImageStore, not {store!r}")
+        if store is None and root is not None:
+            store = ImageStore(root)
+        if snapshotter not in (None, "overlayfs", "vfs"):
+            raise InvalidArgumentError(
+                f"unknown snapshotter {snapshotter!r} (expected overlayfs, vfs or None: the best)"
+            )
+        snapshots = (
+            None
+            if store is None
+            else choose_snapshotter(store.root / "snapshots", store, snapshotter)
+        )
         self._observe_interval = check_interval(observe_interval, "observe_interval")
         given = _check_drivers(drivers)
         runtimes = tuple(dict.fromkeys([*BUILTIN_DRIVERS, *given]))
@@ -141,6 +162,8 @@ class Engine:
             default_runtime=check_driver_name(runtime, runtimes),
             drivers=given,
             forget=self._registry.remove,
+            store=store,
+            snapshotter=snapshots,
         )
         self._observer = ShieldedTasks()
         self._task_group: TaskGroup | None = None
@@ -201,6 +224,10 @@ class Engine:
             for container in containers:
                 if container.state in (State.RUNNING, State.PAUSED):
                     group.start_soon(stop_for_shutdown, container)
+        # The engine forgets its containers when it ends (no journal yet), so their root
+        # filesystems must not outlive it: unmounted and deleted, as remove would.
+        for container in containers:
+            await release_rootfs(container)
         for driver in self._context.opened_drivers():
             await driver.aclose(SHUTDOWN_GRACE)
         self._log_writers.cancel_all()
@@ -237,8 +264,9 @@ class Engine:
 
     async def create(
         self,
-        command: list[str] | tuple[str, ...],
+        command: list[str] | tuple[str, ...] | None = None,
         *,
+        image: str | None = None,
         name: str | None = None,
         env: Mapping[str, str] | None = None,
         inherit_env: bool = True,
@@ -264,6 +292,14 @@ class Engine:
         ``"unless-stopped"`` or a ``RestartPolicy``. ``runtime`` picks the
         driver that runs it (default: the engine's ``runtime``).
 
+        With ``image`` (a reference or id in the engine's store) the container
+        runs on a copy-on-write root filesystem of that image, made now
+        (``container.rootfs``); ``command`` defaults to the image's
+        Entrypoint + Cmd, its Env and WorkingDir apply (``env``, ``cwd``
+        override them; Docker adds a default PATH), and this process's
+        environment is not inherited. ``ImageNotFoundError`` if the store
+        has no such image.
+
         Raises ``InvalidArgumentError`` (or its ``InvalidNameError`` /
         ``InvalidSignalError``) for bad input and ``NameConflictError`` for a
         name in use; nothing is created then. Cancellation: if cancelled,
@@ -272,6 +308,9 @@ class Engine:
         await anyio.lowlevel.checkpoint()
         context = self._context
         context.check_open()
+        chosen_image = self._image_for(image)
+        if chosen_image is not None:
+            command, env, cwd, inherit_env = _from_image(chosen_image, command, env, cwd)
         spec = ContainerSpec.build(
             command,
             env=env,
@@ -285,7 +324,10 @@ class Engine:
             log_bytes=log_bytes,
             log_file=log_file,
             runtime=context.check_runtime(runtime),
+            image=None if chosen_image is None else chosen_image.id,
+            rootfs="" if chosen_image is not None else None,  # made below, once all is checked
         )
+        context.driver(spec.runtime).check_spec(spec)
         log_path = None if spec.log_file is None else Path(spec.log_file)
         logs = LogBuffer(spec.log_bytes, log_path)
         registry = self._registry
@@ -297,12 +339,32 @@ class Engine:
         container_id = new_id()
         while registry.has_id(container_id):  # pragma: no cover -- 2**256 ids
             container_id = new_id()
-        container = new_container(context, spec, container_id=container_id, name=name, logs=logs)
+        if chosen_image is not None and context.snapshotter is not None and context.store:
+            snapshotter, store = context.snapshotter, context.store
+            with anyio.CancelScope(shield=True):  # made and registered, or not made at all
+                rootfs = await anyio.to_thread.run_sync(
+                    snapshotter.prepare, container_id, chosen_image
+                )
+            spec = dataclasses.replace(spec, rootfs=str(rootfs))
+            store.hold(chosen_image.id, container_id)
+        container = new_container(
+            context, spec, container_id=container_id, name=name, logs=logs, image=chosen_image
+        )
         if log_path is not None and self._task_group is not None:
             self._log_writers.start(self._task_group, logs.write_file_forever)
             self._log_files.append(logs)
         registry.add(container)
         return container
+
+    def _image_for(self, reference: str | None) -> Image | None:
+        if reference is None:
+            return None
+        if self._context.store is None:
+            raise InvalidArgumentError(
+                f"cannot create a container from image {reference!r}: the engine has no image "
+                "store (Engine(store=ImageStore(root)) or Engine(root=...))"
+            )
+        return self._context.store.get(reference)
 
     def get(self, reference: str) -> Container:
         """Find a live container by full id, name, or unique id prefix (Docker's order).
@@ -398,9 +460,34 @@ class Engine:
             subscribers=events.subscribers,
             events_published=events.events_published,
             events_dropped=events.events_dropped,
+            snapshotter=None
+            if self._context.snapshotter is None
+            else self._context.snapshotter.name,
         )
 
 
 def _reference(container: str | Container | None) -> str | None:
     """What the event filter matches: a name, id or id prefix (a handle: its id)."""
     return container.id if isinstance(container, Container) else container
+
+
+# Docker's default PATH for a container whose image sets none (moby oci/defaults.go).
+DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _from_image(
+    image: Image,
+    command: list[str] | tuple[str, ...] | None,
+    env: Mapping[str, str] | None,
+    cwd: str | os.PathLike[str] | None,
+) -> tuple[list[str] | tuple[str, ...], dict[str, str], str | os.PathLike[str] | None, bool]:
+    """What a container from ``image`` runs: Docker's merge of the image config and create."""
+    config = image.config
+    if command is None:
+        command = config.command()
+        if not command:
+            raise InvalidArgumentError(
+                f"no command given and image {image.short_id} has no Entrypoint or Cmd"
+            )
+    merged = {"PATH": DEFAULT_PATH, **config.env, **(env or {})}
+    return command, merged, cwd if cwd is not None else config.working_dir, False

@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_MAX_LAYER_ENTRIES",
     "Compression",
     "LayerFacts",
+    "decompressed",
     "detect_compression",
     "scan_layer",
 ]
@@ -78,7 +79,11 @@ class LayerFacts:
 class _Decompressed(io.RawIOBase):
     """The uncompressed bytes of a blob, hashed and counted as they are read."""
 
-    def __init__(self, source: IO[bytes], blob: str, max_bytes: int) -> None:
+    def __init__(
+        self, source: IO[bytes], blob: str, max_bytes: int, *, owns_source: bool = False
+    ) -> None:
+        self._source = source
+        self._owns_source = owns_source
         self._blob = blob
         self._max = max_bytes
         self.hash = hashlib.sha256()
@@ -134,6 +139,11 @@ class _Decompressed(io.RawIOBase):
         self._offset += count
         return count
 
+    def close(self) -> None:
+        if self._owns_source and not self.closed:
+            self._source.close()
+        super().close()
+
     def drain(self) -> None:
         """Read to the end (tar padding after the end-of-archive blocks counts too)."""
         while self.read(_CHUNK):
@@ -159,6 +169,12 @@ class _Prefixed(io.RawIOBase):
         data = self._source.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+def decompressed(source: IO[bytes], blob: str) -> IO[bytes]:
+    """The uncompressed bytes of a layer blob (gzip, zstd or plain), as a buffered reader."""
+    raw = _Decompressed(source, blob, DEFAULT_MAX_LAYER_BYTES, owns_source=True)
+    return io.BufferedReader(raw, _CHUNK)
 
 
 def _normalised(name: str) -> str | None:

@@ -42,7 +42,12 @@ from lifecycle._errors import (
     ImageNotFoundError,
     InvalidArgumentError,
 )
-from lifecycle.images._layers import DEFAULT_MAX_LAYER_BYTES, LayerFacts, scan_layer
+from lifecycle.images._layers import (
+    DEFAULT_MAX_LAYER_BYTES,
+    LayerFacts,
+    decompressed,
+    scan_layer,
+)
 from lifecycle.images._layout import (
     ANNOTATION_CONTAINERD_NAME,
     ANNOTATION_REF_NAME,
@@ -145,6 +150,8 @@ class ImageStore:
         self._layout = Layout(self.root)
         self._layout.ensure()
         self._cache: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        # image id -> ids of the containers using it (Docker refuses rmi of those: 409).
+        self._holds: dict[str, set[str]] = {}
 
     def __repr__(self) -> str:
         return f"<ImageStore {self.root}>"
@@ -669,6 +676,78 @@ class ImageStore:
                     raise
         return self.get(str(target))
 
+    # -- a container's changes as a new image (docker commit) --------------------
+
+    async def add_layer(
+        self,
+        parent: Image,
+        layer: str | os.PathLike[str],
+        reference: str,
+        *,
+        created_by: str = "lifecycle commit",
+    ) -> Image:
+        """A new image: ``parent``'s layers plus the layer tar at ``layer``, named ``reference``.
+
+        The layer is checked like any import; the config is the parent's with
+        the new DiffID and a ``history`` entry (docker commit). Cancellation:
+        see the module doc.
+        """
+        target = ImageReference.parse(reference)
+        path = Path(os.fspath(layer))
+        return await anyio.to_thread.run_sync(
+            functools.partial(self._add_layer_sync, parent, path, target, created_by)
+        )
+
+    def _add_layer_sync(
+        self, parent: Image, path: Path, target: ImageReference, created_by: str
+    ) -> Image:
+        parent_manifest, parent_config = self._documents(parent.manifest_digest)
+        with self._layout.locked(), path.open("rb") as stream:
+            work = _Import()
+            try:
+                digest, size, facts = self._ingest_layer(
+                    stream,
+                    str(path),
+                    expected_digest=None,
+                    expected_size=None,
+                    work=work,
+                    progress=None,
+                )
+                now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                config = json.loads(json.dumps(parent_config))  # a deep copy
+                config["created"] = now
+                config["rootfs"]["diff_ids"] = [*config["rootfs"]["diff_ids"], facts.diff_id]
+                config["history"] = [
+                    *(config.get("history") or []),
+                    {"created": now, "created_by": created_by},
+                ]
+                config_bytes = json.dumps(config).encode()
+                config_digest = self._keep_new(config_bytes, work)
+                layer = {
+                    "mediaType": _LAYER_MEDIA[facts.compression],
+                    "digest": digest,
+                    "size": size,
+                }
+                manifest = {
+                    "schemaVersion": 2,
+                    "mediaType": MEDIA_OCI_MANIFEST,
+                    "config": {
+                        "mediaType": MEDIA_OCI_CONFIG,
+                        "digest": config_digest,
+                        "size": len(config_bytes),
+                    },
+                    "layers": [*(parent_manifest.get("layers") or []), layer],
+                }
+                manifest_bytes = json.dumps(manifest, indent=2).encode()
+                manifest_digest = self._keep_new(manifest_bytes, work)
+                entry = self._index_entry(manifest_digest, target, len(manifest_bytes))
+                work.entries.append((target, entry))
+                self._commit(work)
+            except BaseException:
+                self._undo(work)
+                raise
+        return self.get(str(target))
+
     # -- tags, removal, garbage ------------------------------------------------
 
     def tag(self, source: str, target: str) -> Image:
@@ -698,6 +777,14 @@ class ImageStore:
     def _remove_sync(self, reference: str, force: bool) -> list[str]:
         image = self.get(reference)
         by_id = not self._names_a_reference(image, reference)
+        last_name = by_id or len(image.references) == 1
+        holders = self._holds.get(image.id)
+        if holders and last_name and not force:
+            users = ", ".join(sorted(holder[:12] for holder in holders))
+            raise ImageConflictError(
+                f"unable to remove {image.short_id} (must be forced): "
+                f"it is in use by container(s) {users}"
+            )
         if by_id and len(image.references) > 1 and not force:
             names = ", ".join(r.familiar for r in image.references)
             raise ImageConflictError(
@@ -746,6 +833,23 @@ class ImageStore:
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         return deleted
+
+    def open_layer(self, digest: str) -> IO[bytes]:
+        """A stored layer, uncompressed (blocking reads: use it in a worker thread)."""
+        return decompressed(self._layout.open_blob(digest), digest)
+
+    # -- holds: images that containers use -------------------------------------
+
+    def hold(self, image_id: str, holder: str) -> None:
+        """``holder`` (a container id) uses ``image_id``: removing it then needs force."""
+        self._holds.setdefault(image_id, set()).add(holder)
+
+    def release(self, image_id: str, holder: str) -> None:
+        holders = self._holds.get(image_id)
+        if holders is not None:
+            holders.discard(holder)
+            if not holders:
+                del self._holds[image_id]
 
     def shared_size(self, image: Image) -> int:
         """Bytes of ``image``'s layers that other images use too (``docker system df -v``)."""

@@ -87,6 +87,8 @@ class ContainerSpec:
         log_bytes: int = DEFAULT_LOG_BYTES,
         log_file: str | os.PathLike[str] | None = None,
         runtime: str = DEFAULT_RUNTIME,
+        image: str | None = None,
+        rootfs: str | None = None,
     ) -> ContainerSpec:
         """Check every option (``InvalidArgumentError`` naming the first bad one); freeze them."""
         return cls(
@@ -102,4 +104,6 @@ class ContainerSpec:
             log_file=None if log_file is None else check_path(log_file, "log_file"),
             log_bytes=check_whole_number(log_bytes, "log_bytes", minimum=1),
             runtime=runtime,
+            image=image,
+            rootfs=rootfs,
         )

@@ -130,6 +130,10 @@ class RuntimeDriver(Protocol):
     def open(self, task_group: TaskGroup) -> None:
         """Start the driver's own background work in ``task_group`` (at engine entry)."""
 
+    def check_spec(self, spec: ContainerSpec) -> None:
+        """``InvalidArgumentError`` naming the reason if this driver cannot run ``spec`` here
+        (checked at create, so nothing is created then)."""
+
     def starting(self) -> AbstractContextManager[None]:
         """Held by each start from the moment it is asked for until its spawn.
 

@@ -103,6 +103,9 @@ class FakeDriver:
     def open(self, task_group: TaskGroup) -> None:
         self.task_group = task_group
 
+    def check_spec(self, spec: ContainerSpec) -> None:
+        """Any spec will do: nothing here touches the OS."""
+
     @contextmanager
     def starting(self) -> Iterator[None]:
         self.starting_now += 1

@@ -20,15 +20,19 @@ What it does that the engine never sees:
 
 from __future__ import annotations
 
+import os
+import posixpath
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Final, final
 
 from anyio.abc import TaskGroup
 
+from lifecycle._errors import InvalidArgumentError
 from lifecycle._tasks import ShieldedTasks
 from lifecycle.model import ContainerSpec
-from lifecycle.runtime import OutputSink
+from lifecycle.runtime import OutputSink, SpawnFailure
 from lifecycle.runtime.native._multiplex import Multiplexer
 from lifecycle.runtime.native._process import SupervisedProcess
 
@@ -77,6 +81,18 @@ class NativeDriver:
         self._task_group = task_group
         self._dispatcher.start(task_group, self._multiplexer.run)
 
+    def check_spec(self, spec: ContainerSpec) -> None:
+        if spec.rootfs is not None:
+            if os.geteuid() != 0:
+                raise InvalidArgumentError(
+                    "the native driver runs a container on an image's root filesystem only as "
+                    "root (it chroots the process into it); run as root, or use an OCI runtime"
+                )
+            if shutil.which("unshare") is None:
+                raise InvalidArgumentError(
+                    "the native driver needs util-linux's unshare to chroot into an image"
+                )
+
     @contextmanager
     def starting(self) -> Iterator[None]:
         self._starts_in_flight += 1
@@ -109,10 +125,17 @@ class NativeDriver:
         task_group = self._task_group
         if task_group is None:
             raise RuntimeError("the driver has not been opened (Engine.__aenter__ opens it)")
+        argv, cwd = spec.command, spec.cwd
+        if spec.rootfs is not None:
+            # chroot for real, in the child: util-linux's unshare with no namespace flags only
+            # changes root and working directory, then execs the command (the same PID).
+            _check_executable(spec.rootfs, spec.command[0], environment)
+            argv = ("unshare", f"--root={spec.rootfs}", f"--wd={spec.cwd or '/'}", "--", *argv)
+            cwd = None
         process = await SupervisedProcess.spawn(
-            spec.command,
+            argv,
             env=environment,
-            cwd=spec.cwd,
+            cwd=cwd,
             inherit_stdin=spec.interactive,
             capture_output=spec.capture_output,
             in_thread=self._spawn_in_thread(),
@@ -165,3 +188,20 @@ class NativeDriver:
         self._dispatcher.cancel_all()
         await self._dispatcher.wait_all(grace)
         self._multiplexer.close()
+
+
+def _check_executable(rootfs: str, executable: str, environment: Mapping[str, str] | None) -> None:
+    """SpawnFailure 127 if ``executable`` is nowhere in the image (as exec would find it).
+
+    Looked up without following links on the host (an absolute link in the
+    image means the image's path, not ours).
+    """
+    if "/" in executable:
+        candidates = [executable]
+    else:
+        path = (environment or {}).get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        candidates = [posixpath.join(directory or ".", executable) for directory in path.split(":")]
+    for candidate in candidates:
+        if os.path.lexists(os.path.join(rootfs, candidate.lstrip("/"))):
+            return
+    raise SpawnFailure(f"executable file {executable!r} not found in the image", 127)
