@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import secrets
 import shutil
@@ -77,6 +78,34 @@ class Snapshotter(Protocol):
 
     def keys(self) -> list[str]: ...
 
+    def sweep(self) -> list[str]:
+        """Remove the filesystems of containers whose engine died (crashed); their keys."""
+
+
+_OWNER_LOCK: Final = "owner.lock"
+
+
+def _hold(home: Path) -> int:
+    """Lock ``home`` for this process (an flock the kernel drops if the process dies)."""
+    fd = os.open(home / _OWNER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _abandoned(home: Path) -> bool:
+    """Whether no live process holds ``home`` (its owner crashed or never finished)."""
+    try:
+        fd = os.open(home / _OWNER_LOCK, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
 
 def _is_whiteout(info: os.stat_result) -> bool:
     return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
@@ -113,6 +142,13 @@ class OverlaySnapshotter:
         self.containers = root / "containers"
         self.layers.mkdir(parents=True, exist_ok=True)
         self.containers.mkdir(parents=True, exist_ok=True)
+        self._owners: dict[str, int] = {}
+
+    def sweep(self) -> list[str]:
+        stale = [key for key in self.keys() if _abandoned(self.containers / key)]
+        for key in stale:
+            self.remove(key)
+        return stale
 
     def _layer_dirs(self, image: Image) -> list[Path]:
         """The unpacked layers, base first (unpacking any that are not there yet)."""
@@ -145,12 +181,19 @@ class OverlaySnapshotter:
         home = self.containers / key
         for part in ("upper", "work", "merged"):
             (home / part).mkdir(parents=True)
+        self._owners[key] = _hold(home)
         try:
             mount_overlay(lower, home / "upper", home / "work", home / "merged")
         except BaseException:
+            self._let_go(key)
             shutil.rmtree(home, ignore_errors=True)
             raise
         return home / "merged"
+
+    def _let_go(self, key: str) -> None:
+        fd = self._owners.pop(key, None)
+        if fd is not None:
+            os.close(fd)
 
     def remove(self, key: str) -> None:
         home = self.containers / key
@@ -166,6 +209,7 @@ class OverlaySnapshotter:
             raise MountError(0, f"{merged} is still mounted")
         if home.exists():
             shutil.rmtree(home)
+        self._let_go(key)
 
     def keys(self) -> list[str]:
         return sorted(entry.name for entry in self.containers.iterdir() if entry.is_dir())
@@ -236,6 +280,13 @@ class VfsSnapshotter:
         self.containers = root / "containers"
         self.images.mkdir(parents=True, exist_ok=True)
         self.containers.mkdir(parents=True, exist_ok=True)
+        self._owners: dict[str, int] = {}
+
+    def sweep(self) -> list[str]:
+        stale = [key for key in self.keys() if _abandoned(self.containers / key)]
+        for key in stale:
+            self.remove(key)
+        return stale
 
     def _pristine(self, image: Image) -> Path:
         top = image.layers[-1].chain_id.removeprefix("sha256:") if image.layers else "empty"
@@ -260,6 +311,7 @@ class VfsSnapshotter:
     def prepare(self, key: str, image: Image) -> Path:
         home = self.containers / key
         home.mkdir(parents=True)
+        self._owners[key] = _hold(home)
         try:
             # cp -a keeps owners, modes, times, links, devices and xattrs; --reflink=auto
             # shares extents where the filesystem can (btrfs, xfs).
@@ -269,7 +321,7 @@ class VfsSnapshotter:
                 capture_output=True,
             )
         except BaseException:
-            shutil.rmtree(home, ignore_errors=True)
+            self.remove(key)
             raise
         return home / "fs"
 
@@ -277,6 +329,9 @@ class VfsSnapshotter:
         home = self.containers / key
         if home.exists():
             shutil.rmtree(home)
+        fd = self._owners.pop(key, None)
+        if fd is not None:
+            os.close(fd)
 
     def keys(self) -> list[str]:
         return sorted(entry.name for entry in self.containers.iterdir() if entry.is_dir())
@@ -350,10 +405,21 @@ def _overlay_works(root: Path) -> bool:
 
 
 def choose_snapshotter(root: Path, store: ImageStore, name: str | None = None) -> Snapshotter:
-    """overlayfs where it can be mounted, else vfs (or the one ``name`` asks for)."""
+    """overlayfs where it can be mounted, else vfs (or the one ``name`` asks for).
+
+    Filesystems that an engine which died (crashed, SIGKILL) left behind are
+    swept on the way: each container's directory is held by an flock of its
+    engine, which the kernel drops when that process ends, so one that no
+    live process holds is stale -- including those of the other snapshotter.
+    """
     root.mkdir(parents=True, exist_ok=True)
     if name is None:
         name = "overlayfs" if _overlay_works(root) else "vfs"
+    overlay_root, vfs_root = root / "overlayfs", root / "vfs"
+    if overlay_root.exists() and os.geteuid() == 0:
+        OverlaySnapshotter(overlay_root, store).sweep()
+    if vfs_root.exists():
+        VfsSnapshotter(vfs_root, store).sweep()
     if name == "overlayfs":
-        return OverlaySnapshotter(root / "overlayfs", store)
-    return VfsSnapshotter(root / "vfs", store)
+        return OverlaySnapshotter(overlay_root, store)
+    return VfsSnapshotter(vfs_root, store)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -209,4 +210,36 @@ async def test_bad_image_requests_are_refused_and_create_nothing(
         async with Engine() as bare:
             with pytest.raises(InvalidArgumentError, match="no image store"):
                 await bare.create(image="busybox")
+    assert [] == mounts_under(store.root)
+
+
+CRASHING_ENGINE = """
+import os, sys, anyio
+from lifecycle import Engine, ImageStore
+async def main():
+    engine = Engine(store=ImageStore(sys.argv[1]), snapshotter=sys.argv[2])
+    async with engine:
+        container = await engine.create(image="busybox", command=["true"])
+        print(container.rootfs, flush=True)
+        os.kill(os.getpid(), 9)  # a crash: no remove, no shutdown
+anyio.run(main)
+"""
+
+
+@pytest.mark.parametrize("snapshotter", SNAPSHOTTERS)
+async def test_what_a_crashed_engine_left_is_swept_by_the_next(
+    store: ImageStore, snapshotter: str
+) -> None:
+    """An engine SIGKILLed with a container's rootfs mounted leaves it behind; the next
+    engine on the store finds no live owner for it and removes it: no mount, no directory."""
+    with anyio.fail_after(60):
+        result = await anyio.run_process(
+            [sys.executable, "-c", CRASHING_ENGINE, str(store.root), snapshotter], check=False
+        )
+    assert -9 == result.returncode, result.stderr
+    left = Path(result.stdout.decode().strip())
+    assert left.exists()
+    Engine(store=store, snapshotter=snapshotter)
+    assert not left.exists()
+    assert not left.parent.exists()
     assert [] == mounts_under(store.root)
