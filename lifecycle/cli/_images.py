@@ -26,10 +26,11 @@ from typing import Any, Final
 import anyio
 
 from lifecycle.images import Image, ImageStore
+from lifecycle.runtime import BUILTIN_DRIVERS
 
 __all__ = ["IMAGE_COMMANDS", "add_image_commands", "default_root", "run_image_command"]
 
-IMAGE_COMMANDS: Final = frozenset({"images", "image", "pull", "push"})
+IMAGE_COMMANDS: Final = frozenset({"images", "image", "pull", "push", "info"})
 
 
 def default_root() -> Path:
@@ -151,6 +152,11 @@ def add_image_commands(commands: Any) -> None:  # argparse's _SubParsersAction i
     inspect = actions.add_parser("inspect", help="an image's details as JSON")
     _add_root(inspect)
     inspect.add_argument("references", nargs="+", metavar="IMAGE")
+
+    info = commands.add_parser(
+        "info", help="the store, the snapshotter and the drivers this machine gets (docker info)"
+    )
+    _add_root(info)
 
     pull = commands.add_parser("pull", help="pull an image from a registry (like docker pull)")
     _add_root(pull)
@@ -301,6 +307,19 @@ async def _images(store: ImageStore, arguments: argparse.Namespace, progress: An
     _list(store, arguments.no_trunc, arguments.shared_size)
 
 
+async def _info(store: ImageStore, arguments: argparse.Namespace, progress: Any) -> None:
+    from lifecycle.engine import Engine  # noqa: PLC0415 -- only `info` needs an engine
+
+    images = store.images()
+    engine = Engine(store=store)
+    statistics = engine.statistics()
+    print(f"Root: {store.root}")
+    print(f"Images: {len(images)} ({human_size(sum(image.size for image in images))})")
+    print(f"Snapshotter: {statistics.snapshotter}")
+    print(f"Runtimes: {', '.join(BUILTIN_DRIVERS)} (default: native)")
+    print(f"Running as root: {'yes' if os.geteuid() == 0 else 'no (no image containers)'}")
+
+
 async def _pull(store: ImageStore, arguments: argparse.Namespace, progress: Any) -> None:
     image = await store.pull(
         arguments.reference,
@@ -331,6 +350,7 @@ _HANDLERS: Final = {
     "tag": _tag,
     "rm": _remove,
     "inspect": _inspect_all,
+    "info": _info,
     "pull": _pull,
     "push": _push,
 }

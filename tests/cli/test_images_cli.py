@@ -73,3 +73,14 @@ def test_push_and_pull_through_a_registry(tmp_path: Path) -> None:
         assert "no such image" in err
     finally:
         registry.stop()
+
+
+def test_info_reports_the_store_and_the_snapshotter(tmp_path: Path) -> None:
+    """`lifecycle info`: the root, the image count and which snapshotter containers get."""
+    code, out, err = cli(tmp_path, "info")
+    assert (0, "") == (code, err)
+    lines = dict(line.split(": ", 1) for line in out.splitlines())
+    assert str(tmp_path / "store") == lines["Root"]
+    assert lines["Images"].startswith("0 ")
+    assert lines["Snapshotter"] in {"overlayfs", "vfs"}
+    assert "native" in lines["Runtimes"]
