@@ -317,3 +317,55 @@ def test_reference_objects_compare_by_value() -> None:
     assert ImageReference.parse("busybox") == ImageReference.parse(
         "docker.io/library/busybox:latest"
     )
+
+
+async def test_an_image_index_imports_the_manifest_for_this_machine(
+    tmp_path: Path, umoci_layout: Path
+) -> None:
+    """A layout whose tag names an image index (multi-platform): the manifest for linux and
+    this machine's architecture is imported; one for no matching platform is refused."""
+    from lifecycle.images._store import host_architecture  # noqa: PLC0415
+
+    index_path = umoci_layout / "index.json"
+    index = json.loads(index_path.read_bytes())
+    entry = next(
+        e
+        for e in index["manifests"]
+        if e["annotations"]["org.opencontainers.image.ref.name"] == "latest"
+    )
+    other = "arm64" if host_architecture() != "arm64" else "amd64"
+    platforms = [
+        {**_plain(entry), "platform": {"os": "linux", "architecture": other}},
+        {**_plain(entry), "platform": {"os": "linux", "architecture": host_architecture()}},
+    ]
+    image_index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": platforms,
+    }
+    data = json.dumps(image_index).encode()
+    wrapped = {
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": _put(umoci_layout, data),
+        "size": len(data),
+        "annotations": {"org.opencontainers.image.ref.name": "multi"},
+    }
+    index["manifests"].append(wrapped)
+    index_path.write_text(json.dumps(index))
+    store = ImageStore(tmp_path / "store")
+    with anyio.fail_after(60):
+        await store.import_oci_layout(umoci_layout)
+    assert store.get("bb:multi").manifest_digest == entry["digest"]
+    # Only a foreign platform: refused, naming what is missing.
+    image_index["manifests"] = platforms[:1]
+    data = json.dumps(image_index).encode()
+    wrapped.update(digest=_put(umoci_layout, data), size=len(data))
+    index["manifests"] = [wrapped]
+    index_path.write_text(json.dumps(index))
+    fresh = ImageStore(tmp_path / "fresh")
+    with anyio.fail_after(60), pytest.raises(ImageContentError, match="no manifest for linux/"):
+        await fresh.import_oci_layout(umoci_layout)
+
+
+def _plain(entry: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in entry.items() if key != "annotations"}
