@@ -627,53 +627,78 @@ class ImageStore:
                 stream = stack.enter_context(path.open("rb"))
             else:
                 raise ImageContentError(str(path), "no such file or directory")
-            with self._layout.locked():
-                work = _Import()
-                try:
-                    digest, size, facts = self._ingest_layer(
-                        stream,
-                        str(path),
-                        expected_digest=None,
-                        expected_size=None,
-                        work=work,
-                        progress=progress,
-                    )
-                    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                    config = {
-                        "created": now,
-                        "architecture": host_architecture(),
-                        "os": "linux",
-                        "config": config_section,
-                        "rootfs": {"type": "layers", "diff_ids": [facts.diff_id]},
-                        "history": [{"created": now, "created_by": "lifecycle image import"}],
-                    }
-                    config_bytes = json.dumps(config).encode()
-                    config_digest = self._keep_new(config_bytes, work)
-                    manifest = {
-                        "schemaVersion": 2,
-                        "mediaType": MEDIA_OCI_MANIFEST,
-                        "config": {
-                            "mediaType": MEDIA_OCI_CONFIG,
-                            "digest": config_digest,
-                            "size": len(config_bytes),
-                        },
-                        "layers": [
-                            {
-                                "mediaType": _LAYER_MEDIA[facts.compression],
-                                "digest": digest,
-                                "size": size,
-                            }
-                        ],
-                    }
-                    manifest_bytes = json.dumps(manifest, indent=2).encode()
-                    manifest_digest = self._keep_new(manifest_bytes, work)
-                    work.entries.append(
-                        (target, self._index_entry(manifest_digest, target, len(manifest_bytes)))
-                    )
-                    self._commit(work)
-                except BaseException:
-                    self._undo(work)
-                    raise
+            base_config = {
+                "architecture": host_architecture(),
+                "os": "linux",
+                "config": config_section,
+                "rootfs": {"type": "layers", "diff_ids": []},
+            }
+            return self._stack_layer(
+                stream,
+                str(path),
+                target,
+                base=({"layers": []}, base_config),
+                created_by="lifecycle image import",
+                progress=progress,
+            )
+
+    def _stack_layer(
+        self,
+        stream: IO[bytes],
+        source: str,
+        target: ImageReference,
+        *,
+        base: tuple[dict[str, Any], dict[str, Any]],
+        created_by: str,
+        progress: Progress | None,
+    ) -> Image:
+        """One layer on top of ``base`` (a manifest and config; no layers for an import):
+        the layer checked like any import, the config given its DiffID and a history entry."""
+        base_manifest, base_config = base
+        with self._layout.locked():
+            work = _Import()
+            try:
+                digest, size, facts = self._ingest_layer(
+                    stream,
+                    source,
+                    expected_digest=None,
+                    expected_size=None,
+                    work=work,
+                    progress=progress,
+                )
+                now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                config = json.loads(json.dumps(base_config))  # a deep copy
+                config["created"] = now
+                config["rootfs"]["diff_ids"] = [*config["rootfs"]["diff_ids"], facts.diff_id]
+                config["history"] = [
+                    *(config.get("history") or []),
+                    {"created": now, "created_by": created_by},
+                ]
+                config_bytes = json.dumps(config).encode()
+                config_digest = self._keep_new(config_bytes, work)
+                layer = {
+                    "mediaType": _LAYER_MEDIA[facts.compression],
+                    "digest": digest,
+                    "size": size,
+                }
+                manifest = {
+                    "schemaVersion": 2,
+                    "mediaType": MEDIA_OCI_MANIFEST,
+                    "config": {
+                        "mediaType": MEDIA_OCI_CONFIG,
+                        "digest": config_digest,
+                        "size": len(config_bytes),
+                    },
+                    "layers": [*(base_manifest.get("layers") or []), layer],
+                }
+                manifest_bytes = json.dumps(manifest, indent=2).encode()
+                manifest_digest = self._keep_new(manifest_bytes, work)
+                entry = self._index_entry(manifest_digest, target, len(manifest_bytes))
+                work.entries.append((target, entry))
+                self._commit(work)
+            except BaseException:
+                self._undo(work)
+                raise
         return self.get(str(target))
 
     # -- a container's changes as a new image (docker commit) --------------------
@@ -701,52 +726,15 @@ class ImageStore:
     def _add_layer_sync(
         self, parent: Image, path: Path, target: ImageReference, created_by: str
     ) -> Image:
-        parent_manifest, parent_config = self._documents(parent.manifest_digest)
-        with self._layout.locked(), path.open("rb") as stream:
-            work = _Import()
-            try:
-                digest, size, facts = self._ingest_layer(
-                    stream,
-                    str(path),
-                    expected_digest=None,
-                    expected_size=None,
-                    work=work,
-                    progress=None,
-                )
-                now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                config = json.loads(json.dumps(parent_config))  # a deep copy
-                config["created"] = now
-                config["rootfs"]["diff_ids"] = [*config["rootfs"]["diff_ids"], facts.diff_id]
-                config["history"] = [
-                    *(config.get("history") or []),
-                    {"created": now, "created_by": created_by},
-                ]
-                config_bytes = json.dumps(config).encode()
-                config_digest = self._keep_new(config_bytes, work)
-                layer = {
-                    "mediaType": _LAYER_MEDIA[facts.compression],
-                    "digest": digest,
-                    "size": size,
-                }
-                manifest = {
-                    "schemaVersion": 2,
-                    "mediaType": MEDIA_OCI_MANIFEST,
-                    "config": {
-                        "mediaType": MEDIA_OCI_CONFIG,
-                        "digest": config_digest,
-                        "size": len(config_bytes),
-                    },
-                    "layers": [*(parent_manifest.get("layers") or []), layer],
-                }
-                manifest_bytes = json.dumps(manifest, indent=2).encode()
-                manifest_digest = self._keep_new(manifest_bytes, work)
-                entry = self._index_entry(manifest_digest, target, len(manifest_bytes))
-                work.entries.append((target, entry))
-                self._commit(work)
-            except BaseException:
-                self._undo(work)
-                raise
-        return self.get(str(target))
+        with path.open("rb") as stream:
+            return self._stack_layer(
+                stream,
+                str(path),
+                target,
+                base=self._documents(parent.manifest_digest),
+                created_by=created_by,
+                progress=None,
+            )
 
     # -- tags, removal, garbage ------------------------------------------------
 

@@ -76,7 +76,7 @@ class Snapshotter(Protocol):
     def write_changes(self, key: str, image: Image, out: IO[bytes]) -> None:
         """The container's writes as an uncompressed layer tar."""
 
-    def keys(self) -> list[str]: ...
+    def list_keys(self) -> list[str]: ...
 
     def sweep(self) -> list[str]:
         """Remove the filesystems of containers whose engine died (crashed); their keys."""
@@ -105,6 +105,14 @@ def _abandoned(home: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _sweep(snapshotter: OverlaySnapshotter | VfsSnapshotter) -> list[str]:
+    """Remove what no live engine holds (see ``choose_snapshotter``); the keys removed."""
+    stale = [key for key in snapshotter.list_keys() if _abandoned(snapshotter.containers / key)]
+    for key in stale:
+        snapshotter.remove(key)
+    return stale
 
 
 def _is_whiteout(info: os.stat_result) -> bool:
@@ -145,10 +153,7 @@ class OverlaySnapshotter:
         self._owners: dict[str, int] = {}
 
     def sweep(self) -> list[str]:
-        stale = [key for key in self.keys() if _abandoned(self.containers / key)]
-        for key in stale:
-            self.remove(key)
-        return stale
+        return _sweep(self)
 
     def _layer_dirs(self, image: Image) -> list[Path]:
         """The unpacked layers, base first (unpacking any that are not there yet)."""
@@ -211,7 +216,7 @@ class OverlaySnapshotter:
             shutil.rmtree(home)
         self._let_go(key)
 
-    def keys(self) -> list[str]:
+    def list_keys(self) -> list[str]:
         return sorted(entry.name for entry in self.containers.iterdir() if entry.is_dir())
 
     def _in_lower(self, image: Image, relative: str) -> bool:
@@ -283,10 +288,7 @@ class VfsSnapshotter:
         self._owners: dict[str, int] = {}
 
     def sweep(self) -> list[str]:
-        stale = [key for key in self.keys() if _abandoned(self.containers / key)]
-        for key in stale:
-            self.remove(key)
-        return stale
+        return _sweep(self)
 
     def _pristine(self, image: Image) -> Path:
         top = image.layers[-1].chain_id.removeprefix("sha256:") if image.layers else "empty"
@@ -333,7 +335,7 @@ class VfsSnapshotter:
         if fd is not None:
             os.close(fd)
 
-    def keys(self) -> list[str]:
+    def list_keys(self) -> list[str]:
         return sorted(entry.name for entry in self.containers.iterdir() if entry.is_dir())
 
     @staticmethod
