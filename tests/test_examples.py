@@ -81,17 +81,22 @@ def test_fleet_example(tmp_path: Path) -> None:
     assert "stopped (50)" in svg
 
 
-@pytest.mark.timeout(300)
-def test_benchmark_suite_still_runs() -> None:
-    """benchmarks/suite.py runs end to end in its tiny CI size, supervisord included."""
+def quick_benchmark(script: str) -> str:
+    """Run ``benchmarks/<script> --quick``; its output (the test fails if it fails)."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "suite.py"), "--quick"],
+        [sys.executable, str(REPO / "benchmarks" / script), "--quick"],
         capture_output=True,
         timeout=300,
         check=False,
     )
     assert 0 == result.returncode, result.stderr.decode()[-2000:]
-    output = result.stdout.decode()
+    return result.stdout.decode()
+
+
+@pytest.mark.timeout(300)
+def test_benchmark_suite_still_runs() -> None:
+    """benchmarks/suite.py runs end to end in its tiny CI size, supervisord included."""
+    output = quick_benchmark("suite.py")
     for section in ("cycle/s, sequential, asyncio", "fleet of 20", "exit latency", "supervisord"):
         assert section in output
 
@@ -103,14 +108,7 @@ def test_image_benchmark_still_runs() -> None:
 
     for tool in ("skopeo", "docker-registry"):
         require(tool)
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "images.py"), "--quick"],
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    assert 0 == result.returncode, result.stderr.decode()[-2000:]
-    output = result.stdout.decode()
+    output = quick_benchmark("images.py")
     for row in ("import OCI layout", "pull from a local registry", "ingest one blob"):
         assert row in output
 
@@ -121,13 +119,6 @@ def test_rootfs_benchmark_still_runs() -> None:
     from .rootfs.test_image_containers import require_root  # noqa: PLC0415
 
     require_root()
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "rootfs.py"), "--quick"],
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    assert 0 == result.returncode, result.stderr.decode()[-2000:]
-    output = result.stdout.decode()
+    output = quick_benchmark("rootfs.py")
     for row in ("set-up + tear-down, overlayfs", "set-up + tear-down, vfs", "disk for 10"):
         assert row in output
