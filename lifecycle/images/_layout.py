@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
+import ctypes.util
 import fcntl
 import hashlib
 import io
@@ -65,6 +67,24 @@ _SHA256_DIGEST: Final = re.compile(r"^sha256:[a-f0-9]{64}$", re.ASCII)
 _CHUNK: Final = 1024 * 1024
 # Chunks at least this big are written by the second thread (smaller ones: not worth a hop).
 _OVERLAP_FROM: Final = 256 * 1024
+# Start the disk writing every 8 MiB (sync_file_range(2), SYNC_FILE_RANGE_WRITE), so the
+# fsync at the end finds little left to do: for a 200 MB blob it took 0.083 s -> 0.003 s.
+_WRITEBACK_EVERY: Final = 8 * 1024 * 1024
+_SYNC_FILE_RANGE_WRITE: Final = 2
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        function = libc.sync_file_range
+    except (OSError, AttributeError):  # pragma: no cover -- not glibc/Linux
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return function
+
+
+_sync_file_range: Final = _load_sync_file_range()
 # Manifests, indexes and configs are small JSON documents; refuse bigger ones
 # before reading them into memory (containerd limits manifests to 4 MiB too).
 MAX_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
@@ -95,7 +115,8 @@ class _HashingWriter:
 
     The writes go to a second thread, one chunk behind, so hashing a chunk
     and writing the one before overlap (both release the GIL): a 200 MB blob
-    went from 0.275 s to 0.241 s (benchmarks/images.py, "ingest one blob").
+    went from 0.275 s to 0.241 s (benchmarks/images.py, "ingest one blob"),
+    then to 0.173 s with the early writeback below.
     """
 
     def __init__(self, source: IO[bytes], target: IO[bytes], limit: int, blob: str) -> None:
@@ -106,7 +127,9 @@ class _HashingWriter:
         self.hash = hashlib.sha256()
         self.size = 0
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pending: concurrent.futures.Future[int] | None = None
+        self._pending: concurrent.futures.Future[None] | None = None
+        self._written = 0
+        self._flushed_to = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._source.read(size if size >= 0 else _CHUNK)
@@ -123,11 +146,21 @@ class _HashingWriter:
             self._pending.result()  # one write in flight at most: order kept, memory bounded
             self._pending = None
         if len(data) < _OVERLAP_FROM:
-            self._target.write(data)
+            self._write_now(data)
             return
         if self._writer is None:
             self._writer = concurrent.futures.ThreadPoolExecutor(1, "lifecycle-blob-writer")
-        self._pending = self._writer.submit(self._target.write, data)
+        self._pending = self._writer.submit(self._write_now, data)
+
+    def _write_now(self, data: bytes) -> None:
+        self._target.write(data)
+        self._written += len(data)
+        if _sync_file_range is not None and self._written - self._flushed_to >= _WRITEBACK_EVERY:
+            self._target.flush()
+            start, self._flushed_to = self._flushed_to, self._written
+            _sync_file_range(
+                self._target.fileno(), start, self._written - start, _SYNC_FILE_RANGE_WRITE
+            )
 
     def drain(self) -> None:
         while self.read(_CHUNK):
