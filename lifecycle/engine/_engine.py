@@ -50,6 +50,7 @@ from lifecycle.images import Image, ImageStore
 from lifecycle.logs import LogBuffer
 from lifecycle.model import (
     DEFAULT_LOG_BYTES,
+    DEFAULT_PATH,
     DEFAULT_RUNTIME,
     DEFAULT_STOP_SIGNAL,
     DEFAULT_STOP_TIMEOUT,
@@ -469,10 +470,6 @@ class Engine:
 def _reference(container: str | Container | None) -> str | None:
     """What the event filter matches: a name, id or id prefix (a handle: its id)."""
     return container.id if isinstance(container, Container) else container
-
-
-# Docker's default PATH for a container whose image sets none (moby oci/defaults.go).
-DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _from_image(

@@ -48,6 +48,7 @@ __all__ = [
     "Layout",
     "check_digest",
     "hex_of",
+    "sha256_digest",
 ]
 
 MEDIA_OCI_MANIFEST: Final = "application/vnd.oci.image.manifest.v1+json"
@@ -95,6 +96,11 @@ def check_digest(digest: object, what: str = "digest") -> str:
     if not isinstance(digest, str) or _SHA256_DIGEST.match(digest) is None:
         raise ImageContentError(repr(digest), f"{what} is not a sha256 digest")
     return digest
+
+
+def sha256_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data``: a blob's name in the store."""
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
 
 
 def hex_of(digest: str) -> str:
@@ -243,7 +249,7 @@ class Layout:
             data = file.read(MAX_DOCUMENT_BYTES + 1)
         if len(data) > MAX_DOCUMENT_BYTES:
             raise ImageContentError(digest, f"larger than {MAX_DOCUMENT_BYTES} bytes")
-        if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
+        if sha256_digest(data) != digest:
             raise ImageContentError(digest, "its content does not match its digest (corrupt)")
         return data
 

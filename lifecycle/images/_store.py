@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import io
 import json
 import os
@@ -60,6 +59,7 @@ from lifecycle.images._layout import (
     Layout,
     check_digest,
     check_root,
+    sha256_digest,
 )
 from lifecycle.images._model import Image, Layer, chain_ids, parse_config, parse_created
 from lifecycle.images._reference import ImageReference, is_identifier
@@ -206,9 +206,7 @@ class ImageStore:
     def _tagged_manifests(self) -> dict[str, list[ImageReference]]:
         found: dict[str, list[ImageReference]] = {}
         for entry in self._layout.read_index():
-            name = (entry.get("annotations") or {}).get(ANNOTATION_CONTAINERD_NAME) or (
-                entry.get("annotations") or {}
-            ).get(ANNOTATION_REF_NAME)
+            name = _annotated_name(entry)
             digest = entry.get("digest")
             if not isinstance(name, str) or not isinstance(digest, str):
                 continue
@@ -323,11 +321,8 @@ class ImageStore:
             raise ImageContentError(source.describe("oci-layout"), "missing: not an OCI layout")
         index = _json(_read_small(source, "index.json"), source.describe("index.json"))
         for entry in index.get("manifests") or []:
-            annotations = (entry.get("annotations") or {}) if isinstance(entry, dict) else {}
-            name = annotations.get(ANNOTATION_CONTAINERD_NAME) or annotations.get(
-                ANNOTATION_REF_NAME
-            )
-            if not isinstance(name, str) or not name:
+            name = _annotated_name(entry)
+            if not name:
                 continue  # untagged: not imported (docker load does the same)
             reference = self._reference_for(name, repository)
             digest, size, media = _descriptor(entry, "index entry", source.describe("index.json"))
@@ -389,7 +384,7 @@ class ImageStore:
 
     @staticmethod
     def _verify_document(data: bytes, digest: str, size: int, source: Source) -> None:
-        if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
+        if sha256_digest(data) != digest:
             raise ImageContentError(
                 source.describe(_blob_name(digest)), f"does not match its digest {digest} (corrupt)"
             )
@@ -442,7 +437,7 @@ class ImageStore:
             if not isinstance(tags, list) or not isinstance(layer_names, list):
                 raise ImageContentError(where, "RepoTags and Layers must be lists")
             config_bytes = _read_small(source, entry["Config"])
-            config_digest = f"sha256:{hashlib.sha256(config_bytes).hexdigest()}"
+            config_digest = sha256_digest(config_bytes)
             _, diff_ids = parse_config(_json(config_bytes, where), config_digest)
             if len(layer_names) != len(diff_ids):
                 raise ImageContentError(
@@ -550,7 +545,6 @@ class ImageStore:
         manifest_digest: str,
         reference: ImageReference,
         size: int | None = None,
-        layout: Layout | None = None,
     ) -> dict[str, Any]:
         entry: dict[str, Any] = {"mediaType": MEDIA_OCI_MANIFEST, "digest": manifest_digest}
         entry["size"] = size if size is not None else -1
@@ -874,7 +868,7 @@ class ImageStore:
         ) as client:
             tag_or_digest = wanted.digest or wanted.tag or "latest"
             data, media = await client.manifest(wanted.path, tag_or_digest)
-            digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+            digest = sha256_digest(data)
             if wanted.digest is not None and digest != wanted.digest:
                 raise ImageContentError(
                     wanted.digest, f"the registry sent a manifest with digest {digest}"
@@ -884,7 +878,7 @@ class ImageStore:
             if media in _INDEXES:
                 digest, _, _ = self._choose_platform(document, digest)
                 data, media = await client.manifest(wanted.path, digest)
-                if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
+                if sha256_digest(data) != digest:
                     raise ImageContentError(
                         digest, "the registry sent other content for this digest"
                     )
@@ -964,7 +958,7 @@ class ImageStore:
                 if sum(map(len, chunks)) > MAX_DOCUMENT_BYTES:
                     raise ImageContentError(digest, f"larger than {MAX_DOCUMENT_BYTES} bytes")
         data = b"".join(chunks)
-        if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest or len(data) != size:
+        if sha256_digest(data) != digest or len(data) != size:
             raise ImageContentError(digest, "the registry sent other content for this digest")
         return data
 
@@ -1059,6 +1053,7 @@ class ImageStore:
         blobs += [
             _descriptor(d, "layer", image.manifest_digest) for d in manifest.get("layers") or []
         ]
+        images = self.images()
         async with RegistryClient(
             destination.domain, insecure=insecure, credentials=credentials
         ) as client:
@@ -1066,7 +1061,7 @@ class ImageStore:
                 if await client.has_blob(destination.path, digest):
                     continue
                 mounted = False
-                for repository in self._repositories_with(digest, destination):
+                for repository in _repositories_with(images, digest, destination):
                     if await client.mount(destination.path, digest, repository):
                         mounted = True
                         break
@@ -1078,18 +1073,6 @@ class ImageStore:
                 destination.path, destination.tag or image.manifest_digest, manifest_bytes, media
             )
         return image.manifest_digest
-
-    def _repositories_with(self, digest: str, destination: ImageReference) -> list[str]:
-        """Other repositories of the destination's registry that images here came from and
-        that use ``digest`` (candidates for a cross-repository mount)."""
-        found: list[str] = []
-        for image in self.images():
-            if digest != image.id and digest not in {layer.digest for layer in image.layers}:
-                continue
-            for reference in image.references:
-                if reference.domain == destination.domain and reference.path != destination.path:
-                    found.append(reference.path)
-        return list(dict.fromkeys(found))
 
     async def _chunks(self, digest: str, progress: Progress | None) -> AsyncIterator[bytes]:
         path = self._layout.blob_path(digest)
@@ -1190,10 +1173,32 @@ class ImageStore:
         return target
 
 
-def _entry_name(entry: dict[str, Any]) -> str | None:
-    annotations = entry.get("annotations") or {}
+def _repositories_with(images: list[Image], digest: str, destination: ImageReference) -> list[str]:
+    """Other repositories of the destination's registry that ``images`` came from and that
+    use ``digest`` (candidates for a cross-repository mount)."""
+    found: list[str] = []
+    for image in images:
+        if digest != image.id and digest not in {layer.digest for layer in image.layers}:
+            continue
+        for reference in image.references:
+            if reference.domain == destination.domain and reference.path != destination.path:
+                found.append(reference.path)
+    return list(dict.fromkeys(found))
+
+
+def _annotated_name(entry: object) -> str | None:
+    """The name an index entry gives its manifest: containerd's full one, else the OCI one."""
+    annotations = (entry.get("annotations") or {}) if isinstance(entry, dict) else {}
+    if not isinstance(annotations, dict):
+        return None
     name = annotations.get(ANNOTATION_CONTAINERD_NAME) or annotations.get(ANNOTATION_REF_NAME)
-    if not isinstance(name, str):
+    return name if isinstance(name, str) else None
+
+
+def _entry_name(entry: dict[str, Any]) -> str | None:
+    """An index entry's name, normalised, to compare with a reference's ``str()``."""
+    name = _annotated_name(entry)
+    if name is None:
         return None
     try:
         return str(ImageReference.parse(name))

@@ -28,6 +28,7 @@ from lifecycle.model._restart import RestartPolicy
 from lifecycle.model._signals import SignalLike, parse_signal
 from lifecycle.model._spec import (
     DEFAULT_LOG_BYTES,
+    DEFAULT_PATH,
     DEFAULT_RUNTIME,
     DEFAULT_STOP_SIGNAL,
     ContainerSpec,
@@ -48,6 +49,7 @@ from lifecycle.model._states import (
 
 __all__ = [
     "DEFAULT_LOG_BYTES",
+    "DEFAULT_PATH",
     "DEFAULT_RUNTIME",
     "DEFAULT_STOP_SIGNAL",
     "DEFAULT_STOP_TIMEOUT",

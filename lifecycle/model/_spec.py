@@ -31,6 +31,7 @@ from lifecycle.model._signals import SignalLike, parse_signal
 
 __all__ = [
     "DEFAULT_LOG_BYTES",
+    "DEFAULT_PATH",
     "DEFAULT_RUNTIME",
     "DEFAULT_STOP_SIGNAL",
     "ContainerSpec",
@@ -40,6 +41,8 @@ __all__ = [
 DEFAULT_STOP_SIGNAL: Final = signal.SIGTERM
 # Docker keeps unbounded json-file logs by default; we bound memory instead.
 DEFAULT_LOG_BYTES: Final = 1024 * 1024
+# Docker's PATH for a container whose image sets none (moby oci/defaults.go).
+DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The driver that runs a plain argv as a supervised process group (runtime/native).
 DEFAULT_RUNTIME: Final = "native"
 # Most containers add no variables: they share one empty mapping (one object less each).

@@ -219,8 +219,10 @@ class OverlaySnapshotter:
     def list_keys(self) -> list[str]:
         return sorted(entry.name for entry in self.containers.iterdir() if entry.is_dir())
 
-    def _in_lower(self, image: Image, relative: str) -> bool:
-        for directory in reversed(self._layer_dirs(image)):
+    def _in_lower(self, layers: list[Path], relative: str) -> bool:
+        """Whether ``relative`` exists in the image below the container (``layers``: base
+        first), honouring whiteouts and opaque directories."""
+        for directory in reversed(layers):
             path = directory / relative
             if os.path.lexists(path):
                 return not _is_whiteout(path.lstat())
@@ -240,6 +242,7 @@ class OverlaySnapshotter:
 
     def changes(self, key: str, image: Image) -> list[Change]:
         upper = self.containers / key / "upper"
+        layers = self._layer_dirs(image)
         found: list[Change] = []
         for current, directories, files in os.walk(upper):
             for name in sorted([*directories, *files]):
@@ -248,7 +251,7 @@ class OverlaySnapshotter:
                 info = path.lstat()
                 if _is_whiteout(info):
                     found.append(Change(f"/{relative}", "D"))
-                elif self._in_lower(image, relative):
+                elif self._in_lower(layers, relative):
                     found.append(Change(f"/{relative}", "C"))
                 else:
                     found.append(Change(f"/{relative}", "A"))

@@ -31,7 +31,7 @@ from anyio.abc import TaskGroup
 
 from lifecycle._errors import InvalidArgumentError
 from lifecycle._tasks import ShieldedTasks
-from lifecycle.model import ContainerSpec
+from lifecycle.model import DEFAULT_PATH, ContainerSpec
 from lifecycle.runtime import OutputSink, SpawnFailure
 from lifecycle.runtime.native._multiplex import Multiplexer
 from lifecycle.runtime.native._process import SupervisedProcess
@@ -199,7 +199,7 @@ def _check_executable(rootfs: str, executable: str, environment: Mapping[str, st
     if "/" in executable:
         candidates = [executable]
     else:
-        path = (environment or {}).get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        path = (environment or {}).get("PATH", DEFAULT_PATH)
         candidates = [posixpath.join(directory or ".", executable) for directory in path.split(":")]
     for candidate in candidates:
         if os.path.lexists(os.path.join(rootfs, candidate.lstrip("/"))):
