@@ -47,7 +47,7 @@ from lifecycle.engine._context import EngineContext
 from lifecycle.engine._registry import ContainerRegistry
 from lifecycle.events import DEFAULT_MAX_BUFFER, Event, Subscription, deliver_to_callback
 from lifecycle.images import Image, ImageStore
-from lifecycle.logs import LogBuffer
+from lifecycle.logs import LogBuffer, open_log_file
 from lifecycle.model import (
     DEFAULT_LOG_BYTES,
     DEFAULT_PATH,
@@ -285,7 +285,9 @@ class Engine:
 
         Its stdout and stderr are captured (``container.logs()``; the last
         ``log_bytes`` bytes are kept, 1 MiB by default) and, with ``log_file``,
-        appended to that file as JSON lines like Docker's json-file driver.
+        appended to that file as JSON lines like Docker's json-file driver
+        (a path that cannot be opened for appending is refused here; lines a
+        failing disk does not take later are counted in ``log_statistics()``).
         ``capture_output=False`` hands it this process's stdout and stderr
         instead. Its stdin is ``/dev/null`` unless ``interactive=True``
         (Docker's ``-i``). ``restart`` is a restart policy: ``"no"``
@@ -340,12 +342,21 @@ class Engine:
         container_id = new_id()
         while registry.has_id(container_id):  # pragma: no cover -- 2**256 ids
             container_id = new_id()
+        # The last check, as it may create the file: it is removed again if what follows fails.
+        log_created = log_path is not None and await anyio.to_thread.run_sync(
+            open_log_file, log_path
+        )
         if chosen_image is not None and context.snapshotter is not None and context.store:
             snapshotter, store = context.snapshotter, context.store
-            with anyio.CancelScope(shield=True):  # made and registered, or not made at all
-                rootfs = await anyio.to_thread.run_sync(
-                    snapshotter.prepare, container_id, chosen_image
-                )
+            try:
+                with anyio.CancelScope(shield=True):  # made and registered, or not made at all
+                    rootfs = await anyio.to_thread.run_sync(
+                        snapshotter.prepare, container_id, chosen_image
+                    )
+            except BaseException:
+                if log_created and log_path is not None:
+                    log_path.unlink(missing_ok=True)
+                raise
             spec = dataclasses.replace(spec, rootfs=str(rootfs))
             store.hold(chosen_image.id, container_id)
         container = new_container(

@@ -13,6 +13,7 @@ from lifecycle.logs._buffer import (
     LogStatistics,
     Stream,
     follow,
+    open_log_file,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "LogStatistics",
     "Stream",
     "follow",
+    "open_log_file",
 ]

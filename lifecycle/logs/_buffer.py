@@ -15,14 +15,22 @@ is counted (``dropped_lines``, ``dropped_bytes``): never silently lost.
 
 An optional file sink appends each line as a JSON object, like Docker's
 json-file driver, from a worker thread: the engine never waits for a disk.
+The file is opened once at create (``open_log_file``: a path that cannot be
+opened is refused before anything exists); a write that fails later (a full
+disk, an I/O error) loses those lines from the file only: they are counted
+(``file_lost_lines``, ``file_lost_bytes``), the first failure is logged, and
+nothing is raised into the engine. The kept lines in memory are unaffected.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import itertools
 import json
+import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -32,6 +40,8 @@ from typing import Final, Literal, final
 import anyio
 import anyio.to_thread
 
+from lifecycle._errors import InvalidArgumentError
+from lifecycle._logging import get_logger
 from lifecycle.model import DEFAULT_LOG_BYTES, check_whole_number
 
 __all__ = [
@@ -42,7 +52,12 @@ __all__ = [
     "LogStatistics",
     "Stream",
     "follow",
+    "open_log_file",
 ]
+
+# Docker's json-file driver creates its log files 0640 (daemon/logger/jsonfilelog).
+LOG_FILE_MODE: Final = 0o640
+_OPEN_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
 
 # moby's log drivers cut lines at 16 KiB (logger.DefaultMaxBufferSize is
 # 1 MiB, but the copier emits 16K "partial" messages; daemon/logger/copier.go).
@@ -96,6 +111,9 @@ class LogStatistics:
     max_bytes: int
     dropped_lines: int
     dropped_bytes: int
+    # Lines (and their bytes of output) the log file did not get because a write failed.
+    file_lost_lines: int = 0
+    file_lost_bytes: int = 0
 
 
 @final
@@ -104,6 +122,7 @@ class LogBuffer:
 
     __slots__ = (
         "_file",
+        "_file_failed",
         "_file_pending",
         "_file_wakeup",
         "_grew",
@@ -112,6 +131,8 @@ class LogBuffer:
         "_size",
         "dropped_bytes",
         "dropped_lines",
+        "file_lost_bytes",
+        "file_lost_lines",
         "first_index",
         "max_bytes",
     )
@@ -129,6 +150,9 @@ class LogBuffer:
         self._file = file
         self._file_pending: list[LogLine] = []
         self._file_wakeup = anyio.Event()
+        self._file_failed = False  # the first failed write is logged, later ones counted
+        self.file_lost_lines = 0
+        self.file_lost_bytes = 0
 
     def __len__(self) -> int:
         return len(self._lines)
@@ -140,6 +164,8 @@ class LogBuffer:
             max_bytes=self.max_bytes,
             dropped_lines=self.dropped_lines,
             dropped_bytes=self.dropped_bytes,
+            file_lost_lines=self.file_lost_lines,
+            file_lost_bytes=self.file_lost_bytes,
         )
 
     @property
@@ -238,17 +264,87 @@ class LogBuffer:
             await self.flush_file()
 
     async def flush_file(self) -> None:
+        """Append the lines waiting for the file sink; a failed write is counted, never raised.
+
+        Cancellation: the batch in hand is written all the same (the worker
+        thread cannot be stopped halfway), then the cancellation propagates.
+        """
         path = self._file
         batch, self._file_pending = self._file_pending, []
         if path is None or not batch:
             return
-        text = "".join(_json_file_line(line) + "\n" for line in batch)
-        await anyio.to_thread.run_sync(_append_text, path, text)
+        records = [(_json_file_line(line) + "\n").encode("utf-8") for line in batch]
+        written, error = await anyio.to_thread.run_sync(_append_records, path, records)
+        if error is None:
+            return
+        lost = batch[written:]
+        self.file_lost_lines += len(lost)
+        self.file_lost_bytes += sum(len(line.data) for line in lost)
+        if not self._file_failed:
+            self._file_failed = True
+            logger = get_logger(logging.WARNING)
+            if logger is not None:
+                logger.warning(
+                    "log file write failed; lines it misses are counted in log_statistics()",
+                    path=str(path),
+                    error=f"{errno.errorcode.get(error.errno or 0, '?')}: {error.strerror}",
+                    lost_lines=len(lost),
+                )
 
 
-def _append_text(path: Path, text: str) -> None:
-    with path.open("a", encoding="utf-8") as file:
-        file.write(text)
+def open_log_file(path: Path) -> bool:
+    """Check at create that ``path`` can take a container's log; True if this created it.
+
+    Opened for appending (created ``0640`` if missing, as Docker's json-file
+    driver does), without blocking (a FIFO with no reader is refused rather
+    than waited on), then closed again: each batch reopens it, so the file
+    costs no descriptor while the container lives. ``InvalidArgumentError``
+    names the path and the reason when it cannot be opened or is a directory.
+    """
+    created = False
+    try:
+        try:
+            fd = os.open(path, _OPEN_FLAGS | os.O_NONBLOCK)
+        except FileNotFoundError:
+            fd = os.open(path, _OPEN_FLAGS | os.O_NONBLOCK | os.O_CREAT | os.O_EXCL, LOG_FILE_MODE)
+            created = True
+    except OSError as error:
+        raise InvalidArgumentError(
+            f"log_file {str(path)!r} cannot be opened for appending: {_reason(error)}"
+        ) from None
+    os.close(fd)
+    return created
+
+
+def _reason(error: OSError) -> str:
+    name = errno.errorcode.get(error.errno or 0, "?")
+    return f"{(error.strerror or str(error)).lower()} ({name})"
+
+
+def _append_records(path: Path, records: list[bytes]) -> tuple[int, OSError | None]:
+    """Append ``records`` to ``path``; how many were written whole, and the error if one failed."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS | os.O_CREAT, LOG_FILE_MODE)
+    except OSError as error:
+        return 0, error
+    try:
+        data = memoryview(b"".join(records))
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(fd, data[done:])
+        except OSError as error:
+            # Count the records that made it whole; a torn last one counts as lost.
+            whole = 0
+            for record in records:
+                if done < len(record):
+                    break
+                done -= len(record)
+                whole += 1
+            return whole, error
+        return len(records), None
+    finally:
+        os.close(fd)
 
 
 async def follow(

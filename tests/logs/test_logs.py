@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import pytest
+import structlog.testing
 
 from lifecycle import Engine, InvalidArgumentError, LogLine, RestartPolicy
+from lifecycle._polling import poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -158,3 +161,72 @@ async def test_bad_log_options_are_refused() -> None:
             with pytest.raises(InvalidArgumentError, match="log_file"):
                 await engine.create(["true"], log_file="")
             assert [] == engine.containers()
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("missing/web.log", "no such file or directory"),
+        (".", "is a directory"),
+        ("fifo", "no such device or address"),  # a FIFO nobody reads: refused, never waited on
+    ],
+)
+async def test_a_log_file_that_cannot_be_opened_is_refused_at_create(
+    tmp_path: Path, where: str, reason: str
+) -> None:
+    """InvalidArgumentError names the path and why; no container, no file; a clean exit."""
+    os.mkfifo(tmp_path / "fifo")
+    path = tmp_path / where
+    before = sorted(tmp_path.rglob("*"))
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            with pytest.raises(InvalidArgumentError) as refused:
+                await engine.create(["echo", "hi"], log_file=path)
+            assert [] == engine.containers()
+    assert str(path) in str(refused.value)
+    assert reason in str(refused.value)
+    assert before == sorted(tmp_path.rglob("*"))
+
+
+async def test_a_log_file_on_a_full_disk_loses_lines_counted_never_raised() -> None:
+    """/dev/full takes no line: each is counted, the failure is logged once, memory keeps all."""
+    lines = 50
+    with anyio.fail_after(10), structlog.testing.capture_logs() as logged:
+        async with Engine() as engine:
+            container = await engine.create(
+                ["sh", "-c", f"i=0; while [ $i -lt {lines} ]; do echo line $i; i=$((i+1)); done"],
+                log_file="/dev/full",
+            )
+            await container.start()
+            assert 0 == await container.wait()
+            await container.start()  # a second run's lines fail too, and are logged no more
+            assert 0 == await container.wait()
+        # Leaving the engine flushed the rest: nothing was raised out of it.
+        statistics = container.log_statistics()
+    kept = container.logs()
+    assert 2 * lines == len(kept) == statistics.file_lost_lines
+    assert sum(len(line.data) for line in kept) == statistics.file_lost_bytes
+    failures = [entry for entry in logged if entry["event"].startswith("log file write failed")]
+    assert 1 == len(failures), logged
+    assert "/dev/full" == failures[0]["path"]
+    assert "ENOSPC" in failures[0]["error"]
+
+
+async def test_a_log_file_that_fails_later_keeps_the_lines_written_before(tmp_path: Path) -> None:
+    """Lines reach the file while it works; after its directory is gone they are counted lost."""
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    sink = directory / "web.log"
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(["echo", "first"], log_file=sink)
+            await container.start()
+            await container.wait()
+            assert await poll_until(lambda: sink.exists() and sink.stat().st_size > 0, 5)
+            sink.unlink()
+            directory.rmdir()
+            await container.start()
+            await container.wait()
+        statistics = container.log_statistics()
+    assert (1, len(b"first\n")) == (statistics.file_lost_lines, statistics.file_lost_bytes)
+    assert ["first", "first"] == [line.text for line in container.logs()]
