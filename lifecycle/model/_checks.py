@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final, Literal, TypeGuard, get_args
@@ -43,8 +44,22 @@ WAIT_CONDITIONS: Final[tuple[str, ...]] = get_args(WaitCondition)
 
 
 def _check_text(value: str, what: str) -> str:
+    """``value`` if ``execve`` can take it: no NUL byte, and encodable as ``os.fsencode`` would.
+
+    The filesystem encoding with ``surrogateescape`` (what ``subprocess`` uses
+    for argv and environment): bytes that came from the OS as surrogates
+    round-trip; a lone surrogate that came from anywhere else does not.
+    """
     if "\x00" in value:
         raise InvalidArgumentError(f"{what} contains a NUL byte: {value!r}")
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError as error:
+        raise InvalidArgumentError(
+            f"{what} cannot be encoded for the operating system "
+            f"({sys.getfilesystemencoding()} with surrogateescape): "
+            f"{value[error.start : error.end]!r} at position {error.start} of {value!r}"
+        ) from None
     return value
 
 

@@ -36,6 +36,30 @@ CATALOGUE: list[tuple[str, Call, type[Exception], str]] = [
     ("int in argv", lambda e, b: e.create(["sleep", 1]), InvalidArgumentError, r"command\[1\]"),  # type: ignore[list-item]
     ("NUL in argv", lambda e, b: e.create(["a\x00b"]), InvalidArgumentError, "NUL byte"),
     ("NUL in env", lambda e, b: e.create(["true"], env={"K": "\x00"}), InvalidArgumentError, "NUL"),
+    (
+        "surrogate in argv",
+        lambda e, b: e.create(["echo", "a\ud800"]),
+        InvalidArgumentError,
+        r"command\[1\] cannot be encoded",
+    ),
+    (
+        "surrogate in env name",
+        lambda e, b: e.create(["true"], env={"K\udfff": "v"}),
+        InvalidArgumentError,
+        "env name cannot be encoded",
+    ),
+    (
+        "surrogate in env value",
+        lambda e, b: e.create(["true"], env={"K": "\ud800"}),
+        InvalidArgumentError,
+        "env value of K cannot be encoded",
+    ),
+    (
+        "log file in a missing directory",
+        lambda e, b: e.create(["true"], log_file="/nonexistent/web.log"),
+        InvalidArgumentError,
+        "/nonexistent/web.log",
+    ),
     ("= in env name", lambda e, b: e.create(["true"], env={"A=B": "1"}), InvalidArgumentError, "="),
     ("bad name", lambda e, b: e.create(["true"], name="no spaces"), InvalidNameError, "must match"),
     (

@@ -563,3 +563,40 @@ async def test_pause_of_a_shell_that_keeps_forking() -> None:
                     assert "T" in states.values(), states
                 await container.unpause()
             await container.stop()
+
+
+async def test_bytes_that_came_from_the_os_round_trip_into_argv_and_env() -> None:
+    """A name the OS gave as undecodable bytes (os.fsdecode: surrogateescape) reaches the
+    process as those bytes, in argv and in the environment."""
+    raw = b"caf\xe9"  # Latin-1, not UTF-8
+    text = os.fsdecode(raw)
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(
+                ["sh", "-c", 'printf "%s|%s" "$1" "$V"', "sh", text], env={"V": text}
+            )
+            await container.start()
+            assert 0 == await container.wait()
+    assert [raw + b"|" + raw] == [line.data for line in container.logs()]
+
+
+async def test_failed_starts_leak_no_descriptor(tmp_path: Path) -> None:
+    """200 starts that fail (missing executable, not executable, missing cwd) through the
+    engine leave its descriptor table as it was; each is a SpawnError with the code."""
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh\n")
+    with anyio.fail_after(60):
+        async with Engine() as engine:
+            containers = [
+                await engine.create(["/no/such/binary"]),
+                await engine.create([str(script)]),
+                await engine.create(["true"], cwd=tmp_path / "gone"),
+            ]
+            before = sorted(os.listdir("/proc/self/fd"))
+            codes = []
+            for attempt in range(200):
+                with pytest.raises(SpawnError) as failed:
+                    await containers[attempt % 3].start()
+                codes.append(failed.value.exit_code)
+            assert before == sorted(os.listdir("/proc/self/fd"))
+    assert {127, 126} == set(codes)

@@ -125,10 +125,14 @@ def _start_child(
             close_fds=True,
             restore_signals=True,
         )
-    except OSError as error:
+    except BaseException as error:
+        # Whatever stopped it (an exec error, or an argument Popen could not
+        # convert), the read ends go too: a failed start leaves nothing open.
         for read_end, _ in pipes:
             os.close(read_end)
-        raise _spawn_failure(error, argv, cwd) from None
+        if isinstance(error, OSError):
+            raise _spawn_failure(error, argv, cwd) from None
+        raise
     finally:
         for _, write_end in pipes:  # the child has its copies; EOF comes when it exits
             os.close(write_end)

@@ -3,6 +3,7 @@ checked against /proc with real processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -118,4 +119,35 @@ async def test_a_missing_executable_is_a_spawn_failure_and_leaks_nothing() -> No
                     await spawn(driver, ["/no/such/binary"], sink)
                 assert 127 == raised.value.exit_code
             assert before == set(os.listdir("/proc/self/fd"))
+    assert [] == sink.exits
+
+
+async def test_no_failed_spawn_leaks_a_descriptor(tmp_path: Path) -> None:
+    """200 failed spawns of every kind (not found, not executable, no working directory, an
+    argument exec cannot take) leave the descriptor table as it was."""
+    not_executable = tmp_path / "script"
+    not_executable.write_text("#!/bin/sh\n")
+    # Built directly (ContainerSpec.build refuses these): the driver must not rely on it.
+    unencodable = ContainerSpec.build(["true"])
+    failing: list[tuple[ContainerSpec, type[BaseException]]] = [
+        (ContainerSpec.build(["/no/such/binary"]), SpawnFailure),
+        (ContainerSpec.build([str(not_executable)]), SpawnFailure),
+        (ContainerSpec.build(["true"], cwd=tmp_path / "gone"), SpawnFailure),
+        (dataclasses.replace(unencodable, command=("echo", "\ud800")), UnicodeEncodeError),
+        (dataclasses.replace(unencodable, env={"K": "\ud800"}), UnicodeEncodeError),
+    ]
+    sink = Recorder()
+    with anyio.fail_after(30):
+        async with opened() as driver:
+            before = sorted(os.listdir("/proc/self/fd"))
+            for attempt in range(200):
+                spec, error = failing[attempt % len(failing)]
+                with pytest.raises(error):
+                    await driver.spawn(
+                        spec,
+                        environment=None if not spec.env else dict(spec.env),
+                        output=sink,
+                        on_exit=sink.on_exit,
+                    )
+            assert before == sorted(os.listdir("/proc/self/fd"))
     assert [] == sink.exits
