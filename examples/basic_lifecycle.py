@@ -27,6 +27,9 @@ def proc_state(pid: int | None) -> str:
 
 async def main() -> None:
     async with Engine() as engine:
+        # As root a container is a cgroup and pause freezes it (/proc shows D);
+        # otherwise it is a process group and pause SIGSTOPs it (/proc shows T).
+        print(f"containment {engine.statistics().containment}")
         web = await engine.create(["sleep", "60"], name="web", stop_timeout=2.0)
         print(f"created     {web!r}")
         await web.start()

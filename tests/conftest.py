@@ -32,6 +32,36 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return backend
 
 
+@pytest.fixture(params=["cgroup", "process-group"])
+def native_containment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once with each containment of the native driver (cgroup: root only;
+    skipped otherwise, a failure in CI where LIFECYCLE_REQUIRE_TOOLS=1)."""
+    from lifecycle.runtime.native import _driver  # noqa: PLC0415
+
+    containment: str = request.param
+    if containment == "cgroup":
+        _require_root("cgroup containment")
+    monkeypatch.setattr(_driver, "DEFAULT_CONTAINMENT", containment)
+    return containment
+
+
+@pytest.fixture
+def cgroup_containment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native driver must contain containers in cgroups (root; else skip, in CI fail)."""
+    from lifecycle.runtime.native import _driver  # noqa: PLC0415
+
+    _require_root("cgroup containment")
+    monkeypatch.setattr(_driver, "DEFAULT_CONTAINMENT", "cgroup")
+
+
+def _require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        reason = f"{what} needs root"
+        if os.environ.get("LIFECYCLE_REQUIRE_TOOLS") == "1":
+            pytest.fail(f"{reason}; CI requires it")
+        pytest.skip(reason)
+
+
 # Marks every process this test run starts (children inherit os.environ), so
 # the leftover check also finds processes that escaped the process tree.
 TEST_RUN_MARKER = f"{os.getpid()}-{secrets.token_hex(8)}"

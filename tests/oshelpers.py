@@ -90,6 +90,60 @@ def whole_group_stopped(pgid: int) -> bool:
     return bool(states) and set(states.values()) == {"T"}
 
 
+def freezer_state(pid: int) -> str | None:
+    """``freezer.state`` of the cgroup v1 freezer cgroup ``pid`` is in (None: the root, or gone)."""
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="ascii") as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "freezer" in controllers.split(",") and path != "/":
+            try:
+                with open(f"/sys/fs/cgroup/freezer{path}/freezer.state", encoding="ascii") as file:
+                    return file.read().strip()
+            except OSError:
+                return None
+    return None
+
+
+def write_freezer(pid: int, state: str) -> bool:
+    """What `runc pause`/`resume` do by hand: write ``state`` (FROZEN, THAWED) to the
+    freezer.state of ``pid``'s own cgroup. False if it is in none (the root cgroup)."""
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="ascii") as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "freezer" in controllers.split(",") and path != "/":
+            with open(f"/sys/fs/cgroup/freezer{path}/freezer.state", "w", encoding="ascii") as file:
+                file.write(state)
+            return True
+    return False
+
+
+def paused_states(pgid: int) -> dict[int, str]:
+    """Like ``group_states``, with "frozen" for a member whose freezer cgroup is FROZEN."""
+    return {
+        pid: "frozen" if freezer_state(pid) == "FROZEN" else state
+        for pid, state in group_states(pgid).items()
+    }
+
+
+def whole_group_paused(pgid: int) -> bool:
+    """Whether group ``pgid`` has members and each is stopped (T) or frozen by its cgroup."""
+    states = paused_states(pgid)
+    return bool(states) and set(states.values()) <= {"T", "frozen"}
+
+
+def none_paused(pgid: int) -> bool:
+    """Whether no member of group ``pgid`` is stopped (T) or frozen."""
+    return not {"T", "frozen"} & set(paused_states(pgid).values())
+
+
 def children_of_this_process() -> dict[int, str]:
     """Every descendant of the test process with its state (a zombie shows as 'Z')."""
     processes = all_processes()

@@ -112,13 +112,15 @@ async def _from_outside(tour: _Tour) -> None:
 
     await tour.do(frozen, "pause (kill -STOP from outside)", stop_from_outside)
     await tour.do(frozen, "unpause (kill -CONT from outside)", continue_from_outside)
-    await tour.do(frozen, "pause", frozen.pause)
+    await tour.do(frozen, "pause (kill -STOP from outside, again)", stop_from_outside)
 
     async def kill_from_outside() -> None:
         if pid is not None:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)  # a stopped process dies of SIGKILL
         await frozen.wait()
 
+    # Stopped by a signal, not frozen: a process frozen by the cgroup v1 freezer (pause()
+    # as root) would die of SIGKILL only once thawed, the kernel's rule (README, Containment).
     await tour.do(frozen, "die (kill -9 from outside while paused)", kill_from_outside)
 
 
@@ -127,9 +129,14 @@ async def _tour(tour: _Tour) -> None:
     web = await engine.create(["sleep", "600"], name="web", stop_timeout=5)
     await tour.snapshot(web, "create")
     await tour.do(web, "start", web.start)
-    await tour.do(web, "pause (SIGSTOP, confirmed in /proc)", web.pause)
-    print(f"   /proc/{web.pid}/stat says state {_proc_state(web.pid)!r} (T = stopped)")
-    await tour.do(web, "unpause (SIGCONT)", web.unpause)
+    if (engine.statistics().containment or "").startswith("cgroup"):
+        await tour.do(web, "pause (cgroup freezer, confirmed FROZEN)", web.pause)
+        print(f"   /proc/{web.pid}/stat says state {_proc_state(web.pid)!r} (D = frozen)")
+        await tour.do(web, "unpause (thawed)", web.unpause)
+    else:
+        await tour.do(web, "pause (SIGSTOP, confirmed in /proc)", web.pause)
+        print(f"   /proc/{web.pid}/stat says state {_proc_state(web.pid)!r} (T = stopped)")
+        await tour.do(web, "unpause (SIGCONT)", web.unpause)
     print(f"   /proc/{web.pid}/stat says state {_proc_state(web.pid)!r}")
     await tour.do(web, "stop (SIGTERM: sleep dies of it, 143)", web.stop)
     await tour.do(web, "start again", web.start)
@@ -185,6 +192,7 @@ async def run_demo(out_dir: Path) -> list[Path]:
     print("Events (from an async subscriber) on stdout; the structured log on stderr.")
     with tempfile.TemporaryDirectory(prefix="lifecycle-demo-") as scratch:
         async with Engine() as engine:
+            print(f"Containment: {engine.statistics().containment}.")
             tour = _Tour(engine, out_dir, Path(scratch))
             async with anyio.create_task_group() as printer:
                 subscribed = anyio.Event()

@@ -446,11 +446,11 @@ class Container:
     def _reconcile_stop_state(self) -> bool:
         """Commit running <-> paused when the driver says the container was stopped or resumed.
 
-        ``paused`` means what ``pause()`` makes true: every process of the group
-        is stopped (DESIGN.md, "The supervised process"). So a group stopped by
-        anyone is paused, and a paused group that anyone resumed is running.
-        Docker differs: it pauses with the cgroup freezer and does not notice a
-        SIGSTOP (``docker ps`` still says Up). A group stopped only in part
+        ``paused`` means what ``pause()`` makes true: every process of the
+        container is stopped or frozen (DESIGN.md, "The supervised process").
+        So a container stopped (or its cgroup frozen) by anyone is paused, and
+        a paused one that anyone resumed is running. Docker differs: it does
+        not notice a SIGSTOP (``docker ps`` still says Up). A group stopped only in part
         stays running. Only call it with the lock held or free (no operation
         in flight) and on the event loop's thread: the process is then
         unreaped for the whole look, so its PID cannot belong to anyone else.
@@ -704,11 +704,13 @@ class Container:
                 self._commit_spawned(Trigger.START, handle, self._model.state)
 
     async def pause(self) -> None:
-        """Stop every process of the group (SIGSTOP); return once ``/proc`` shows them stopped.
+        """Stop every process of the container; return once that is confirmed.
 
-        Raises ``PauseTimeoutError`` (after resuming it) if the group does not
-        stop within 5 s. Cancellation: the group is resumed (SIGCONT) and the
-        container stays running.
+        How is the driver's: the native one freezes the container's cgroup
+        (as root; confirmed ``FROZEN``) or SIGSTOPs its process group
+        (confirmed in ``/proc``). Raises ``PauseTimeoutError`` (after resuming
+        it) if it does not stop within 5 s. Cancellation: the container is
+        resumed and stays running.
         """
         async with self._operation():
             self._check(Trigger.PAUSE)
@@ -725,7 +727,7 @@ class Container:
                 self._commit(Trigger.PAUSE, "pause")
 
     async def unpause(self) -> None:
-        """Resume the group (SIGCONT, which takes effect at once). Cancellation: atomic."""
+        """Resume every process (thawed, or SIGCONT), at once. Cancellation: atomic."""
         async with self._operation():
             self._check(Trigger.UNPAUSE)
             if self._handle is not None:

@@ -91,6 +91,8 @@ class EngineStatistics:
     events_dropped: int
     # How container root filesystems are made: "overlayfs", "vfs", or None (no image store).
     snapshotter: str | None = None
+    # What keeps a container's processes together on the default driver (RuntimeDriver.containment).
+    containment: str | None = None
 
 
 def _check_drivers(drivers: Iterable[RuntimeDriver] | None) -> dict[str, RuntimeDriver]:
@@ -475,6 +477,7 @@ class Engine:
             snapshotter=None
             if self._context.snapshotter is None
             else self._context.snapshotter.name,
+            containment=self._context.driver(self._context.default_runtime).containment,
         )
 
 

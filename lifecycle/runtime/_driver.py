@@ -127,6 +127,11 @@ class RuntimeDriver(Protocol):
     def name(self) -> str:
         """The name ``Engine.create(runtime=...)`` selects it by (``"native"``)."""
 
+    @property
+    def containment(self) -> str:
+        """What keeps a container's processes together here, in words (``Engine.statistics()``):
+        ``"process group"``, ``"cgroup v1 (freezer, pids)"``, ...."""
+
     def open(self, task_group: TaskGroup) -> None:
         """Start the driver's own background work in ``task_group`` (at engine entry)."""
 

@@ -100,6 +100,10 @@ class FakeDriver:
     def name(self) -> str:
         return self._name
 
+    @property
+    def containment(self) -> str:
+        return "none (a fake)"
+
     def open(self, task_group: TaskGroup) -> None:
         self.task_group = task_group
 

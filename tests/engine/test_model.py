@@ -40,9 +40,11 @@ from ..oshelpers import (
     children_of_this_process,
     eventually,
     group_alive,
-    group_states,
+    paused_states,
     proc_state,
+    whole_group_paused,
     whole_group_stopped,
+    write_freezer,
 )
 
 SOAK = bool(os.environ.get("LIFECYCLE_SOAK"))
@@ -276,6 +278,8 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
         pid = container.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
+        # Frozen by a cgroup v1 freezer, it dies only once thawed (the kernel's rule).
+        write_freezer(pid, "THAWED")
         self.ended_unasked(container, pid, 137)
 
     @rule(container=containers)
@@ -299,10 +303,12 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
 
     @rule(container=containers)
     def continued_from_outside(self, container: Container) -> None:
-        """SIGCONT from outside to a paused group (paused by anyone): it reads running."""
+        """Resumed from outside (SIGCONT, and its freezer thawed if it has one): it reads
+        running, whoever paused it."""
         if self.state_of(container) is not State.PAUSED:
             return
         assert container.pid is not None
+        write_freezer(container.pid, "THAWED")
         os.killpg(container.pid, signal.SIGCONT)
         assert State.RUNNING == self.state_of(container)
 
@@ -358,9 +364,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
                 assert proc_state(pid) in {"R", "S", "D"}, container
             elif state is State.PAUSED:
                 assert pid is not None
-                states = group_states(pid)
-                assert states
-                assert {"T"} == set(states.values()), (container, states)
+                assert whole_group_paused(pid), (container, paused_states(pid))
             else:
                 # Stopped (perhaps with a policy restart pending: a new process would
                 # have a new group), created or deleted: nothing of any old group is left.

@@ -16,9 +16,15 @@ import pytest
 
 from lifecycle import Container, Engine, Event, State, Subscription
 
-from ..oshelpers import eventually, proc_state, wait_for_file, whole_group_stopped
+from ..oshelpers import (
+    eventually,
+    proc_state,
+    wait_for_file,
+    whole_group_paused,
+    write_freezer,
+)
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("native_containment")]
 
 
 def state_now(container: Container) -> State:
@@ -77,14 +83,18 @@ async def test_a_group_stopped_from_outside_reads_paused_and_unpauses() -> None:
             assert ("unpause", None) == (event.action, event.attributes.get("external"))
 
 
-async def test_a_paused_group_resumed_from_outside_reads_running() -> None:
-    """SIGCONT from outside to a paused group: running again (unpause event, external)."""
+async def test_a_paused_group_resumed_from_outside_reads_running(native_containment: str) -> None:
+    """A paused container resumed from outside (SIGCONT; with a cgroup, its freezer thawed):
+    running again (unpause event, external)."""
     with anyio.fail_after(15):
         async with watched(None, {"pause", "unpause"}) as (engine, events):
             container, pid = await started(engine, ["sleep", "60"])
             await container.pause()
             assert None is (await next_event(events)).attributes.get("external")
-            os.killpg(pid, signal.SIGCONT)
+            if native_containment == "cgroup":
+                assert write_freezer(pid, "THAWED")
+            else:
+                os.killpg(pid, signal.SIGCONT)
             assert State.RUNNING == state_now(container)
             assert proc_state(pid) in {"R", "S", "D"}
             event = await next_event(events)
@@ -95,7 +105,7 @@ async def test_a_paused_group_resumed_from_outside_reads_running() -> None:
                 event.attributes.get("external"),
             )
             await container.pause()  # and the engine can pause it again
-            assert whole_group_stopped(pid)
+            assert whole_group_paused(pid)
 
 
 async def test_the_engine_notices_when_nobody_reads_the_state() -> None:

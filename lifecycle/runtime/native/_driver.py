@@ -15,7 +15,15 @@ What it does that the engine never sees:
   with no task at all; the others complete in a shielded watcher task.
   Both kinds of task are shielded (a shutdown caused by cancellation must
   still see the exits it causes) and ended explicitly by ``aclose``.
-- **Pause**: SIGSTOP to the group, confirmed in ``/proc`` (state ``T``).
+- **Containment**: as root, each container gets a cgroup (v1 freezer and
+  pids): a process that leaves the process group (``setsid``, ``setpgid``)
+  is still the container's, signalled, frozen and killed with it; the
+  cgroup is removed after the exit. Otherwise the process group is the
+  container (``containment`` says which). Either way the engine is a child
+  subreaper while the driver runs, so orphans of a container come back to
+  it and are reaped (``lifecycle.containment``).
+- **Pause**: the cgroup freezer (confirmed ``FROZEN``), as Docker; without a
+  cgroup, SIGSTOP to the group, confirmed in ``/proc`` (state ``T``).
 """
 
 from __future__ import annotations
@@ -25,12 +33,13 @@ import posixpath
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Final, final
+from typing import Final, Literal, final
 
 from anyio.abc import TaskGroup
 
 from lifecycle._errors import InvalidArgumentError
 from lifecycle._tasks import ShieldedTasks
+from lifecycle.containment import CgroupRoot, SubreaperLease, find_cgroup_root
 from lifecycle.model import DEFAULT_PATH, ContainerSpec
 from lifecycle.runtime import OutputSink, SpawnFailure
 from lifecycle.runtime.native._multiplex import Multiplexer
@@ -44,21 +53,40 @@ SLOW_SPAWN: Final = 0.001
 # Weight of the latest spawn in the running average of spawn times.
 SPAWN_AVERAGE_WEIGHT: Final = 0.25
 
+Containment = Literal["auto", "cgroup", "process-group"]
+CONTAINMENTS: Final[tuple[str, ...]] = ("auto", "cgroup", "process-group")
+# What NativeDriver() (and so Engine(runtime="native")) uses: cgroups where we may.
+DEFAULT_CONTAINMENT: Containment = "auto"
+
 
 @final
 class NativeDriver:
     """Runs each container as a supervised process group of this process (``RuntimeDriver``)."""
 
     __slots__ = (
+        "_cgroups",
+        "_containment",
         "_dispatcher",
         "_multiplexer",
         "_spawn_seconds",
         "_starts_in_flight",
+        "_subreaper",
         "_task_group",
         "_watchers",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, containment: Containment | None = None) -> None:
+        """``containment``: ``"cgroup"`` (root only: a cgroup per container; refused at
+        open where none can be made), ``"process-group"`` (the group is the container),
+        or ``"auto"`` (the default: cgroups where we may, else process groups)."""
+        chosen = DEFAULT_CONTAINMENT if containment is None else containment
+        if chosen not in CONTAINMENTS:
+            raise InvalidArgumentError(
+                f"containment must be one of {', '.join(CONTAINMENTS)}, not {containment!r}"
+            )
+        self._containment: Containment = chosen
+        self._cgroups: CgroupRoot | None = None
+        self._subreaper = SubreaperLease()
         self._multiplexer = Multiplexer()
         self._dispatcher = ShieldedTasks()
         self._watchers = ShieldedTasks()
@@ -75,9 +103,29 @@ class NativeDriver:
     def name(self) -> str:
         return "native"
 
+    @property
+    def containment(self) -> str:
+        """What holds a container together: ``"cgroup v1 (freezer, pids)"`` or ``"process group"``.
+
+        Known once the driver is open (before: what it will try).
+        """
+        if self._cgroups is not None:
+            return f"cgroup v1 ({', '.join(self._cgroups.controllers)})"
+        if self._task_group is None and self._containment != "process-group":
+            return f"{self._containment} (not open yet)"
+        return "process group"
+
     def open(self, task_group: TaskGroup) -> None:
         if self._task_group is not None:
             raise RuntimeError("a NativeDriver serves one engine, once")
+        if self._containment != "process-group":
+            self._cgroups = find_cgroup_root()
+            if self._cgroups is None and self._containment == "cgroup":
+                raise InvalidArgumentError(
+                    "containment='cgroup' needs root and a cgroup v1 freezer hierarchy "
+                    "(/sys/fs/cgroup/freezer); use 'auto' to fall back to process groups"
+                )
+        self._subreaper.acquire()
         self._task_group = task_group
         self._dispatcher.start(task_group, self._multiplexer.run)
 
@@ -132,14 +180,24 @@ class NativeDriver:
             _check_executable(spec.rootfs, spec.command[0], environment)
             argv = ("unshare", f"--root={spec.rootfs}", f"--wd={spec.cwd or '/'}", "--", *argv)
             cwd = None
-        process = await SupervisedProcess.spawn(
-            argv,
-            env=environment,
-            cwd=cwd,
-            inherit_stdin=spec.interactive,
-            capture_output=spec.capture_output,
-            in_thread=self._spawn_in_thread(),
-        )
+        try:
+            cgroup = None if self._cgroups is None else self._cgroups.new()
+        except OSError as error:
+            raise SpawnFailure(f"cannot make the container's cgroup: {error}", 125) from None
+        try:
+            process = await SupervisedProcess.spawn(
+                argv,
+                env=environment,
+                cwd=cwd,
+                inherit_stdin=spec.interactive,
+                capture_output=spec.capture_output,
+                in_thread=self._spawn_in_thread(),
+                cgroup=cgroup,
+            )
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
         self._spawn_seconds += (process.spawn_seconds - self._spawn_seconds) * SPAWN_AVERAGE_WEIGHT
         self._supervise(task_group, process, output, on_exit)
         return process
@@ -188,6 +246,9 @@ class NativeDriver:
         self._dispatcher.cancel_all()
         await self._dispatcher.wait_all(grace)
         self._multiplexer.close()
+        if self._cgroups is not None:
+            self._cgroups.close()
+        self._subreaper.release()
 
 
 def _check_executable(rootfs: str, executable: str, environment: Mapping[str, str] | None) -> None:

@@ -27,7 +27,9 @@ worker thread: until it returns, nobody else knows the process.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import os
 import select
 import signal
@@ -40,6 +42,7 @@ import anyio
 import anyio.to_thread
 
 from lifecycle._polling import poll_until
+from lifecycle.containment import Cgroup, reap_exited
 from lifecycle.runtime import SpawnFailure
 from lifecycle.runtime.native import _procfs
 
@@ -51,6 +54,8 @@ LEFTOVER_TIMEOUT: Final = 5.0
 # After the reap, how long to wait for the output pipes to reach EOF (they
 # stay open only if a process escaped the group and still holds them).
 OUTPUT_DRAIN_TIMEOUT: Final = 2.0
+# A freezer still FREEZING after this many looks is thawed and frozen again.
+FREEZE_RETRY_LOOKS: Final = 10
 # Exit code for an exit status we could not read (someone else reaped the
 # child): 255, moby's value for an exit it could not determine.
 UNKNOWN_EXIT_CODE: Final = 255
@@ -87,32 +92,33 @@ def _spawn_failure(error: OSError, argv: Sequence[str], cwd: str | None) -> Spaw
 
 def _start_child(
     argv: Sequence[str],
+    *,
     env: Mapping[str, str] | None,
     cwd: str | None,
     inherit_stdin: bool,
     capture_output: bool,
+    cgroup: Cgroup | None,
 ) -> tuple[subprocess.Popen[bytes], int, tuple[int, int] | None, float]:
     """Fork and exec ``argv``: the Popen, its pidfd, the output pipes' read ends, and
     how many seconds the fork and exec took (the parent waits for the exec).
 
-    Touches nothing shared, so any thread may call it. The pipes are created
-    close-on-exec, so a child spawned meanwhile by another thread inherits
-    none of them.
+    With ``cgroup``, the child is born in it (the calling thread moves in
+    for the fork: ``Cgroup.placing``). Touches nothing shared, so any thread
+    may call it. The pipes are created close-on-exec, so a child spawned
+    meanwhile by another thread inherits none of them.
     """
     if cwd is not None and not os.path.isdir(cwd):
         reason = "not a directory" if os.path.exists(cwd) else "no such directory"
         raise SpawnFailure(f"working directory {cwd!r}: {reason}", 127)
-    pipes: list[tuple[int, int]] = []
-    try:
-        if capture_output:
-            pipes.append(os.pipe2(os.O_CLOEXEC))
-            pipes.append(os.pipe2(os.O_CLOEXEC))
-    except OSError as error:
-        for read_end, write_end in pipes:
-            os.close(read_end)
-            os.close(write_end)
-        raise _resource_failure(error, "creating the output pipes") from None
+    pipes = _output_pipes() if capture_output else []
     started = time.perf_counter()
+    home = None
+    if cgroup is not None:
+        try:
+            home = cgroup.enter_thread()
+        except OSError as error:
+            _close_pipes(pipes)
+            raise _resource_failure(error, "moving into the container's cgroup") from None
     try:
         popen = subprocess.Popen(
             list(argv),
@@ -127,15 +133,16 @@ def _start_child(
         )
     except BaseException as error:
         # Whatever stopped it (an exec error, or an argument Popen could not
-        # convert), the read ends go too: a failed start leaves nothing open.
-        for read_end, _ in pipes:
-            os.close(read_end)
+        # convert), the pipes go too: a failed start leaves nothing open.
+        _close_pipes(pipes)
         if isinstance(error, OSError):
             raise _spawn_failure(error, argv, cwd) from None
         raise
     finally:
-        for _, write_end in pipes:  # the child has its copies; EOF comes when it exits
-            os.close(write_end)
+        if cgroup is not None and home is not None:
+            _leave_cgroup(cgroup, home, pipes)
+    for _, write_end in pipes:  # the child has its copies; EOF comes when it exits
+        os.close(write_end)
     try:
         pidfd = os.pidfd_open(popen.pid)
     except OSError as error:
@@ -152,6 +159,37 @@ def _start_child(
     return popen, pidfd, (pipes[0][0], pipes[1][0]) if pipes else None, took
 
 
+def _output_pipes() -> list[tuple[int, int]]:
+    """Two close-on-exec pipes, (read end, write end), for stdout and stderr."""
+    pipes: list[tuple[int, int]] = []
+    try:
+        pipes.append(os.pipe2(os.O_CLOEXEC))
+        pipes.append(os.pipe2(os.O_CLOEXEC))
+    except OSError as error:
+        _close_pipes(pipes)
+        raise _resource_failure(error, "creating the output pipes") from None
+    return pipes
+
+
+def _close_pipes(pipes: list[tuple[int, int]]) -> None:
+    for read_end, write_end in pipes:
+        os.close(read_end)
+        os.close(write_end)
+    pipes.clear()
+
+
+def _leave_cgroup(cgroup: Cgroup, home: dict[str, str], pipes: list[tuple[int, int]]) -> None:
+    """Move the spawning thread back home; if that fails, the spawn fails (nothing left)."""
+    try:
+        cgroup.leave_thread(home)
+    except OSError as error:
+        # Never leave a thread of ours in a cgroup that gets frozen and killed: the
+        # container's processes are killed and the start reported as the engine's failure.
+        cgroup.signal_members(signal.SIGKILL)
+        _close_pipes(pipes)
+        raise _resource_failure(error, "moving back from the container's cgroup") from None
+
+
 @final
 class SupervisedProcess:
     """A child in its own session and process group, observed through a pidfd.
@@ -161,15 +199,22 @@ class SupervisedProcess:
     ``try_complete_exit_now()``; if it returns False, call
     ``complete_exit()`` in a task that outlives every caller waiting for the
     exit (the driver runs it shielded).
+
+    The container is the process group, or with a ``cgroup`` (root) the
+    cgroup's processes, which include any that left the group (``setsid``,
+    ``setpgid``): signals reach them, pause freezes them, the exit kills
+    them. The cgroup is removed once the exit is complete.
     """
 
     __slots__ = (
+        "_cgroup",
         "_exited",
         "_open_outputs",
         "_outputs_closed",
         "_pidfd",
         "_popen",
         "_reaped",
+        "_signalled",
         "exit_code",
         "output_fds",
         "pid",
@@ -182,6 +227,7 @@ class SupervisedProcess:
         pidfd: int,
         output_fds: tuple[int, int] | None,
         spawn_seconds: float,
+        cgroup: Cgroup | None = None,
     ) -> None:
         self._popen = popen
         # How long the fork and exec took: the driver's measure of how busy the machine is.
@@ -195,6 +241,11 @@ class SupervisedProcess:
         self.output_fds = output_fds
         self._open_outputs = 0 if output_fds is None else len(output_fds)
         self._outputs_closed = anyio.Event()
+        self._cgroup = cgroup
+        # {pid: pidfd} of each cgroup member outside the group that was signalled:
+        # those re-parented to us (the engine is a child subreaper) are reaped
+        # through them once the container has exited.
+        self._signalled: dict[int, int] = {}
 
     def output_closed(self) -> None:
         """A reader reached EOF (or gave up) on one of the output pipes."""
@@ -217,12 +268,14 @@ class SupervisedProcess:
         inherit_stdin: bool = False,
         capture_output: bool = False,
         in_thread: bool = False,
+        cgroup: Cgroup | None = None,
     ) -> SupervisedProcess:
         """Start ``argv`` (no shell) in a new session; return once it has exec'd.
 
         stdout and stderr go to pipes (``output_fds``) with ``capture_output``,
         else they are this process's; stdin is ``/dev/null`` unless
-        ``inherit_stdin`` (Docker's ``-i``).
+        ``inherit_stdin`` (Docker's ``-i``). With ``cgroup`` (empty, made for
+        this process) the child is born in it.
 
         Raises ``SpawnFailure`` (127 not found, 126 not executable, 125 when
         this process is out of descriptors, memory or processes) when the
@@ -238,18 +291,31 @@ class SupervisedProcess:
         completes and the process is returned; the caller sees the
         cancellation at its next checkpoint.
         """
+        start = functools.partial(
+            _start_child,
+            argv,
+            env=env,
+            cwd=cwd,
+            inherit_stdin=inherit_stdin,
+            capture_output=capture_output,
+            cgroup=cgroup,
+        )
         if not in_thread:
-            return cls(*_start_child(argv, env, cwd, inherit_stdin, capture_output))
-        with anyio.CancelScope(shield=True):
-            child = await anyio.to_thread.run_sync(
-                _start_child, argv, env, cwd, inherit_stdin, capture_output
-            )
-        return cls(*child)
+            child = start()
+        else:
+            with anyio.CancelScope(shield=True):
+                child = await anyio.to_thread.run_sync(start)
+        return cls(*child, cgroup=cgroup)
 
     @property
     def exited(self) -> bool:
         """True once the process has exited and been reaped (``exit_code`` is set)."""
         return self._exited.is_set()
+
+    @property
+    def cgroup(self) -> Cgroup | None:
+        """The container's cgroup (None: the process group is the container)."""
+        return self._cgroup
 
     def has_exited_now(self) -> bool:
         """Whether the main process has exited, reaped or not (a non-blocking look at the pidfd)."""
@@ -260,22 +326,35 @@ class SupervisedProcess:
         return bool(poller.poll(0))
 
     def stopped_now(self) -> bool:
-        """Whether /proc shows the main process stopped (state T), by us or anyone else."""
+        """Whether the main process cannot run now: stopped (T) by anyone, or its cgroup frozen."""
+        if self._cgroup is not None and self._cgroup.freezer_state() != "THAWED":
+            return True
         stat = _procfs.read_stat(self.pid)
         return stat is not None and stat.state == "T"
 
     def signal(self, sig: signal.Signals) -> bool:
-        """Send ``sig`` to the whole process group; False if nothing was there to receive it.
+        """Send ``sig`` to every process of the container; False if none was there to get it.
 
-        Never signals after the reap (the group id may have been recycled).
+        The process group (``killpg``), and with a cgroup every member that
+        left the group too (through checked pidfds). Never signals after the
+        reap (the group id may have been recycled). A SIGKILL to a frozen
+        cgroup thaws it: frozen tasks of cgroup v1 die only when thawed
+        (runc's kill does the same).
         """
         if self._reaped:
             return False
         try:
             os.killpg(self.pid, sig)
+            received = True
         except ProcessLookupError:
-            return False
-        return True
+            received = False
+        cgroup = self._cgroup
+        if cgroup is not None:
+            sent = cgroup.signal_members(sig, skip_group=self.pid, keep=self._signalled)
+            received = sent > 0 or received
+            if sig is signal.SIGKILL and cgroup.freezer_state() != "THAWED":
+                cgroup.thaw()
+        return received
 
     async def wait(self) -> int:
         """Wait until the process has exited and been reaped; return its exit code.
@@ -287,63 +366,105 @@ class SupervisedProcess:
             raise RuntimeError("exit event set without an exit code")
         return self.exit_code
 
+    def _members(self) -> list[int]:
+        """Every live process of the container but the main one (cgroup, else process group)."""
+        if self._cgroup is not None:
+            return [pid for pid in self._cgroup.members() if pid != self.pid]
+        # By process group id, a full /proc scan: a member whose parent exited
+        # was re-parented and is no descendant of the main process any more.
+        return _procfs.group_members(self.pid, exclude=self.pid)
+
     def _group_stopped(self) -> bool | None:
-        """True if the main process and its descendants are all stopped; None if it exited."""
+        """True if every process of the container is stopped or frozen; None if it exited."""
         main = _procfs.read_stat(self.pid)
         if main is None or main.state in _procfs.GONE_STATES:
             return None
+        if self._cgroup is not None and self._cgroup.freezer_state() == "FROZEN":
+            return True
         if not _procfs.is_held_stopped(main):
-            return False
-        for child in _procfs.descendants(self.pid):
-            stat = _procfs.read_stat(child)
-            if stat is not None and stat.pgrp == self.pid and not _procfs.is_held_stopped(stat):
+            return False  # the common answer, for one stat read
+        for member in self._members():
+            stat = _procfs.read_stat(member)
+            if stat is not None and not _procfs.is_held_stopped(stat):
                 return False
         return True
 
     def frozen_now(self) -> bool | None:
-        """Whether the group is stopped right now (as ``pause`` requires); None once exited.
+        """Whether the container is stopped right now (as ``pause`` requires); None once exited.
 
-        A look at ``/proc`` that is safe from PID reuse only before the reap,
-        which happens on the event loop's thread: call it there.
+        A look at ``/proc`` (and the freezer) that is safe from PID reuse only
+        before the reap, which happens on the event loop's thread: call it there.
         """
         if self._reaped:
             return None
         return self._group_stopped()
 
     async def freeze(self, timeout: float) -> bool | None:
-        """SIGSTOP the group; return once ``/proc`` shows it stopped (state ``T``).
+        """Stop every process of the container; return once that is confirmed.
 
-        Returns True when stopped; False on timeout (the group was resumed
-        with SIGCONT); None if the process exited meanwhile. Checks the main
-        process and every descendant it still has (orphans re-parented
-        elsewhere would need a full ``/proc`` scan). SIGSTOP takes effect
-        asynchronously, hence the look (DESIGN.md, "Known traps").
-        Cancellation: the group is resumed (SIGCONT takes effect at once),
-        then the cancellation propagates.
+        With a cgroup: the freezer, confirmed when ``freezer.state`` reads
+        ``FROZEN`` (Docker's pause). Without: SIGSTOP to the group, confirmed
+        when ``/proc`` shows every member stopped (state ``T``); SIGSTOP takes
+        effect asynchronously, hence the look (DESIGN.md, "Known traps").
+        Returns True when frozen; False on timeout (thawed again); None if
+        the process exited meanwhile. Cancellation: the container is thawed
+        (at once), then the cancellation propagates.
         """
-        self.signal(signal.SIGSTOP)
+        cgroup = self._cgroup
+        if cgroup is not None:
+            cgroup.freeze()
+        else:
+            self.signal(signal.SIGSTOP)
         answer: bool | None = False
+        looks = 0
 
         def settled() -> bool:
-            nonlocal answer
-            answer = self._group_stopped()
+            nonlocal answer, looks
+            if cgroup is None:
+                answer = self._group_stopped()
+            elif self.has_exited_now():
+                answer = None
+            else:
+                answer = cgroup.freezer_state() == "FROZEN"
+                looks += 1
+                if not answer and looks % FREEZE_RETRY_LOOKS == 0:
+                    # Stuck in FREEZING (processes appearing while it freezes):
+                    # thaw and freeze again, as runc does (libcontainer fs/freezer.go).
+                    cgroup.thaw()
+                    cgroup.freeze()
             return answer is not False
 
         try:
             await poll_until(settled, timeout)
         except BaseException:
-            self.signal(signal.SIGCONT)
+            self._resume()
             raise
         if answer is False:
-            self.signal(signal.SIGCONT)
+            self._resume()
         return answer
 
     async def thaw(self) -> None:
-        """SIGCONT the group; it takes effect at once (nothing to wait for, no checkpoint)."""
-        self.signal(signal.SIGCONT)
+        """Let every process run again; it takes effect at once (no checkpoint).
 
-    def _group_has_leftovers(self) -> bool:
-        return bool(_procfs.group_members(self.pid, exclude=self.pid))
+        Thaws the cgroup, and SIGCONTs the group if any process of it is
+        stopped by a signal (a stop from outside); a container only frozen
+        gets no SIGCONT, as in Docker.
+        """
+        self._resume()
+
+    def _resume(self) -> None:
+        cgroup = self._cgroup
+        if cgroup is None:
+            self.signal(signal.SIGCONT)
+            return
+        cgroup.thaw()
+        if self._reaped:
+            return
+        for pid in [self.pid, *self._members()]:
+            stat = _procfs.read_stat(pid)
+            if stat is not None and stat.state == "T":
+                self.signal(signal.SIGCONT)
+                return
 
     @property
     def pidfd(self) -> int | None:
@@ -355,21 +476,35 @@ class SupervisedProcess:
         if pidfd is None or self._reaped:
             return
         # The zombie still holds the group id: killing the group is safe.
-        self.signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self._kill_cgroup_members()
         self._reap(pidfd)
 
-    def try_complete_exit_now(self) -> bool:
-        """After the pidfd turned readable: SIGKILL what is left of the group, reap.
+    def _kill_cgroup_members(self) -> None:
+        """SIGKILL every member of the cgroup (safe after the reap: pidfds checked against it)."""
+        cgroup = self._cgroup
+        if cgroup is not None and cgroup.signal_members(signal.SIGKILL, keep=self._signalled):
+            cgroup.thaw()  # frozen tasks of cgroup v1 die only when thawed
 
-        If nothing of the group is left and the output pipes are already at
-        end of stream (the common case), the exit is complete: ``exit_code``
-        is set, ``wait()`` wakes, and this returns True with no await at all.
-        Otherwise it returns False and ``complete_exit()`` must finish.
+    def try_complete_exit_now(self) -> bool:
+        """After the pidfd turned readable: SIGKILL what is left of the container, reap.
+
+        If nothing of it is left (no member of the process group, none of the
+        cgroup, no zombie of it waiting for us) and the output pipes are
+        already at end of stream (the common case), the exit is complete:
+        ``exit_code`` is set, the cgroup removed, ``wait()`` wakes, and this
+        returns True with no await at all. Otherwise it returns False and
+        ``complete_exit()`` must finish.
         """
         self._reap_once()
         if not self._reaped or self._group_may_have_members():
             return False
+        if self._cgroup is not None and (self._signalled or self._cgroup.members()):
+            return False  # members were killed: wait for them, then reap those that are ours
         if self.output_fds is not None and not self._outputs_closed.is_set():
+            return False
+        if self._cgroup is not None and not self._cgroup.remove():
             return False
         self._exited.set()
         return True
@@ -377,23 +512,46 @@ class SupervisedProcess:
     async def complete_exit(self) -> None:
         """Finish what ``try_complete_exit_now`` could not: wait for leftovers and output.
 
-        From the reap on nothing is signalled. Signal 0 only asks whether the
-        group still has members; if so, wait until the SIGKILLed leftovers have
-        died (zombies count as gone). Then wait until the output pipes are at
-        end of stream, so whatever was written last is read before anyone
-        hears of the exit. Call it shielded.
+        After the reap nothing is signalled through the process group. A
+        cgroup's members are SIGKILLed (again, in case one forked meanwhile)
+        until none is left; a group's SIGKILLed leftovers are waited for. Then
+        the zombies among them that were re-parented to us are reaped, and
+        the output pipes are waited for, so whatever was written last is read
+        before anyone hears of the exit; last, the cgroup is removed. Call it
+        shielded.
         """
         self._reap_once()
-        if self._group_may_have_members():
-            await poll_until(lambda: not self._group_has_leftovers(), LEFTOVER_TIMEOUT)
+
+        def gone() -> bool:
+            self._kill_cgroup_members()
+            return not self._members()
+
+        if self._cgroup is not None or self._group_may_have_members():
+            await poll_until(gone, LEFTOVER_TIMEOUT)
+        self._reap_leftovers()
         if self.output_fds is not None:
             with anyio.move_on_after(OUTPUT_DRAIN_TIMEOUT):
                 await self._outputs_closed.wait()
+        if self._cgroup is not None:
+            await poll_until(self._cgroup.remove, LEFTOVER_TIMEOUT)
         self._exited.set()
 
+    def _reap_leftovers(self) -> None:
+        """Reap the zombies of the container that are our children (orphans come to us)."""
+        reap_exited(self._signalled)
+        for pid in _procfs.zombie_children(os.getpid()):
+            stat = _procfs.read_stat(pid)
+            if stat is not None and stat.pgrp == self.pid:
+                with contextlib.suppress(OSError):
+                    pidfd = os.pidfd_open(pid)
+                    try:
+                        os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+                    finally:
+                        os.close(pidfd)
+
     def _group_may_have_members(self) -> bool:
-        # Signal 0 after the reap sends nothing; ESRCH means no member is left
-        # (no /proc scan needed, about 0.6 ms saved on almost every exit).
+        # Signal 0 after the reap sends nothing; ESRCH means no member is left,
+        # not even a zombie (no /proc scan needed, ~0.6 ms saved on most exits).
         try:
             os.killpg(self.pid, 0)
         except ProcessLookupError:
@@ -419,10 +577,16 @@ class SupervisedProcess:
         # Popen now knows the child is gone: its finaliser will not waitpid a
         # PID that may already belong to somebody else.
         self._reaped = True
-        self.close()
+        self._close_pidfd()
 
-    def close(self) -> None:
-        """Release the pidfd (idempotent). Does not touch the process."""
+    def _close_pidfd(self) -> None:
         pidfd, self._pidfd = self._pidfd, None
         if pidfd is not None:
             os.close(pidfd)  # NB: the driver's Multiplexer must have forgotten it first
+
+    def close(self) -> None:
+        """Release the pidfds held (idempotent). Does not touch the processes."""
+        self._close_pidfd()
+        signalled, self._signalled = self._signalled, {}
+        for pidfd in signalled.values():
+            os.close(pidfd)

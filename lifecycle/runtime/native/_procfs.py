@@ -18,6 +18,7 @@ __all__ = [
     "group_members",
     "is_held_stopped",
     "read_stat",
+    "zombie_children",
 ]
 
 # Z: zombie (exited, waiting to be reaped); X: dead. Neither runs any more.
@@ -127,3 +128,12 @@ def group_members(pgid: int, *, exclude: int | None = None) -> list[int]:
         if stat is not None and stat.pgrp == pgid and stat.state not in GONE_STATES:
             members.append(pid)
     return members
+
+
+def zombie_children(pid: int) -> list[int]:
+    """Children of ``pid`` (any of its threads') that have exited and wait to be reaped."""
+    return [
+        child
+        for child in _children(pid)
+        if (stat := read_stat(child)) is not None and stat.state == "Z"
+    ]

@@ -18,9 +18,9 @@ from lifecycle.model import ContainerSpec
 from lifecycle.runtime import RuntimeDriver, RuntimeHandle, SpawnFailure
 from lifecycle.runtime.native import NativeDriver
 
-from ...oshelpers import group_alive, group_states, proc_state, wait_for_file
+from ...oshelpers import group_alive, group_states, none_paused, wait_for_file, whole_group_paused
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("native_containment")]
 
 
 class Recorder:
@@ -88,7 +88,8 @@ async def test_exit_is_reported_once_with_its_code_after_output_and_leftovers() 
 
 
 async def test_freeze_stops_the_whole_group_and_thaw_resumes_it(tmp_path: Path) -> None:
-    """freeze() returns True once /proc shows every member stopped; thaw() lets them run."""
+    """freeze() returns True once every member is stopped (/proc) or frozen (its cgroup);
+    thaw() lets them run."""
     ready = tmp_path / "ready"
     sink = Recorder()
     with anyio.fail_after(15):
@@ -96,10 +97,11 @@ async def test_freeze_stops_the_whole_group_and_thaw_resumes_it(tmp_path: Path) 
             handle = await spawn(driver, ["sh", "-c", f"sleep 60 & echo $! > {ready}; wait"], sink)
             child = int(await wait_for_file(ready))
             assert await handle.freeze(5) is True
-            assert {"T"} == set(group_states(handle.pid).values())
+            assert whole_group_paused(handle.pid)
+            assert {handle.pid, child} == set(group_states(handle.pid))
             assert (True, True) == (handle.frozen_now(), handle.stopped_now())
             await handle.thaw()
-            assert "T" not in {proc_state(handle.pid), proc_state(child)}
+            assert none_paused(handle.pid)
             assert handle.frozen_now() is False
             assert handle.signal(signal.SIGKILL)
             assert 137 == await handle.wait()

@@ -32,13 +32,13 @@ class Spawns:
         self.release: threading.Event | None = None
 
     def wrap(self, real: Any) -> Any:
-        def start_child(*args: Any) -> Any:
+        def start_child(*args: Any, **options: Any) -> Any:
             self.threads.append(threading.get_ident())
             if self.release is not None:
                 self.inside.release()
                 if not self.release.wait(10):
                     raise AssertionError("never released")
-            popen, pidfd, outputs, took = real(*args)
+            popen, pidfd, outputs, took = real(*args, **options)
             return popen, pidfd, outputs, took + self.extra_seconds
 
         return start_child

@@ -1,0 +1,20 @@
+"""The containment layer: what keeps a container's processes together on this host.
+
+A cgroup per container (``find_cgroup_root``, ``Cgroup``) and the engine as
+a child subreaper (``SubreaperLease``, ``reap_exited``). Runtime drivers use
+it; it imports only the base modules.
+"""
+
+from __future__ import annotations
+
+from lifecycle.containment._cgroup import Cgroup, CgroupRoot, find_cgroup_root
+from lifecycle.containment._reaper import SubreaperLease, is_subreaper, reap_exited
+
+__all__ = [
+    "Cgroup",
+    "CgroupRoot",
+    "SubreaperLease",
+    "find_cgroup_root",
+    "is_subreaper",
+    "reap_exited",
+]

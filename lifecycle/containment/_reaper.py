@@ -1,0 +1,101 @@
+"""The engine as a child subreaper: orphans of its containers come back to it, to be reaped.
+
+A process whose parent exits is re-parented to the nearest ancestor that
+asked for it with ``prctl(PR_SET_CHILD_SUBREAPER)``, else to PID 1. Not
+every PID 1 reaps (a container's init, or the VM init of this kind of
+machine), and a zombie of a container that PID 1 never reaps is a process
+of it left behind. So while a driver runs, this process is a subreaper (as
+containerd's shim and tini ``-s`` are), and the driver reaps the orphans of
+its containers -- only those, by pidfd: never ``waitpid(-1)``, which would
+take exit statuses the host program waits for.
+
+Side effect, documented in the README: while an engine runs, orphans of the
+host program's *other* children are re-parented to it too, and stay zombies
+until the host program reaps them (or exits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import select
+import threading
+from typing import Final
+
+__all__ = ["SubreaperLease", "is_subreaper", "reap_exited"]
+
+_PR_SET_CHILD_SUBREAPER: Final = 36
+_PR_GET_CHILD_SUBREAPER: Final = 37
+_libc = ctypes.CDLL(None, use_errno=True)
+_lock = threading.Lock()
+# Leases held in this process, and whether this module turned the flag on.
+_leases = 0
+_turned_on = False
+
+
+def _prctl(option: int, value: int | ctypes.c_int) -> None:
+    argument = ctypes.byref(value) if isinstance(value, ctypes.c_int) else value
+    if _libc.prctl(option, argument, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+
+
+def is_subreaper() -> bool:
+    """Whether this process is a child subreaper now."""
+    flag = ctypes.c_int(0)
+    _prctl(_PR_GET_CHILD_SUBREAPER, flag)
+    return bool(flag.value)
+
+
+class SubreaperLease:
+    """Held by each running driver: the flag is on while any lease is held.
+
+    The flag is turned off again with the last lease only if it was off
+    before the first (a host program that set it itself keeps it).
+    """
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held = False
+
+    def acquire(self) -> None:
+        global _leases, _turned_on  # noqa: PLW0603 -- the flag is per process
+        with _lock:
+            if self._held:
+                return
+            if _leases == 0 and not is_subreaper():
+                _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+                _turned_on = True
+            _leases += 1
+            self._held = True
+
+    def release(self) -> None:
+        global _leases, _turned_on  # noqa: PLW0603 -- the flag is per process
+        with _lock:
+            if not self._held:
+                return
+            self._held = False
+            _leases -= 1
+            if _leases == 0 and _turned_on:
+                _prctl(_PR_SET_CHILD_SUBREAPER, 0)
+                _turned_on = False
+
+
+def reap_exited(pidfds: dict[int, int]) -> None:
+    """Reap each process of ``pidfds`` ({key: pidfd}) that has exited and is our child.
+
+    Its entry is removed and its pidfd closed; one that exited but is not our
+    child (its parent reaps it) is simply forgotten. Entries of processes
+    still running stay.
+    """
+    for key, pidfd in list(pidfds.items()):
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(0):
+            continue
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+        os.close(pidfd)
+        del pidfds[key]
