@@ -67,6 +67,7 @@ class NativeDriver:
         "_cgroups",
         "_containment",
         "_dispatcher",
+        "_mains",
         "_multiplexer",
         "_spawn_seconds",
         "_starts_in_flight",
@@ -87,6 +88,8 @@ class NativeDriver:
         self._containment: Containment = chosen
         self._cgroups: CgroupRoot | None = None
         self._subreaper = SubreaperLease()
+        # PIDs of the live main processes: a child of ours not among them is an adopted orphan.
+        self._mains: set[int] = set()
         self._multiplexer = Multiplexer()
         self._dispatcher = ShieldedTasks()
         self._watchers = ShieldedTasks()
@@ -193,12 +196,14 @@ class NativeDriver:
                 capture_output=spec.capture_output,
                 in_thread=self._spawn_in_thread(),
                 cgroup=cgroup,
+                known=self._mains,
             )
         except BaseException:
             if cgroup is not None:
                 cgroup.remove()
             raise
         self._spawn_seconds += (process.spawn_seconds - self._spawn_seconds) * SPAWN_AVERAGE_WEIGHT
+        self._mains.add(process.pid)
         self._supervise(task_group, process, output, on_exit)
         return process
 
@@ -218,6 +223,7 @@ class NativeDriver:
             if not process.has_exited_now():
                 return
             multiplexer.forget(pidfd)
+            self._mains.discard(process.pid)
             if process.try_complete_exit_now():
                 process.close()
                 on_exit()

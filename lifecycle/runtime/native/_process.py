@@ -209,6 +209,7 @@ class SupervisedProcess:
     __slots__ = (
         "_cgroup",
         "_exited",
+        "_known",
         "_open_outputs",
         "_outputs_closed",
         "_pidfd",
@@ -227,7 +228,9 @@ class SupervisedProcess:
         pidfd: int,
         output_fds: tuple[int, int] | None,
         spawn_seconds: float,
+        *,
         cgroup: Cgroup | None = None,
+        known: frozenset[int] | set[int] = frozenset(),
     ) -> None:
         self._popen = popen
         # How long the fork and exec took: the driver's measure of how busy the machine is.
@@ -242,6 +245,9 @@ class SupervisedProcess:
         self._open_outputs = 0 if output_fds is None else len(output_fds)
         self._outputs_closed = anyio.Event()
         self._cgroup = cgroup
+        # PIDs of the processes this process started itself (the driver's live main
+        # processes): among its children, the others are orphans it adopted.
+        self._known = known
         # {pid: pidfd} of each cgroup member outside the group that was signalled:
         # those re-parented to us (the engine is a child subreaper) are reaped
         # through them once the container has exited.
@@ -269,13 +275,15 @@ class SupervisedProcess:
         capture_output: bool = False,
         in_thread: bool = False,
         cgroup: Cgroup | None = None,
+        known: frozenset[int] | set[int] = frozenset(),
     ) -> SupervisedProcess:
         """Start ``argv`` (no shell) in a new session; return once it has exec'd.
 
         stdout and stderr go to pipes (``output_fds``) with ``capture_output``,
         else they are this process's; stdin is ``/dev/null`` unless
         ``inherit_stdin`` (Docker's ``-i``). With ``cgroup`` (empty, made for
-        this process) the child is born in it.
+        this process) the child is born in it. ``known``: the PIDs of the
+        other processes this process started (see ``_members``).
 
         Raises ``SpawnFailure`` (127 not found, 126 not executable, 125 when
         this process is out of descriptors, memory or processes) when the
@@ -305,7 +313,7 @@ class SupervisedProcess:
         else:
             with anyio.CancelScope(shield=True):
                 child = await anyio.to_thread.run_sync(start)
-        return cls(*child, cgroup=cgroup)
+        return cls(*child, cgroup=cgroup, known=known)
 
     @property
     def exited(self) -> bool:
@@ -367,12 +375,28 @@ class SupervisedProcess:
         return self.exit_code
 
     def _members(self) -> list[int]:
-        """Every live process of the container but the main one (cgroup, else process group)."""
+        """Every live process of the container but the main one (cgroup, else process group).
+
+        A group member whose parent exited is no descendant of the main
+        process any more; the engine is a child subreaper, so it was adopted
+        by this process: the group is the main process's descendants plus
+        the adopted children in the group and theirs, found without a scan
+        of all of ``/proc``.
+        """
         if self._cgroup is not None:
             return [pid for pid in self._cgroup.members() if pid != self.pid]
-        # By process group id, a full /proc scan: a member whose parent exited
-        # was re-parented and is no descendant of the main process any more.
-        return _procfs.group_members(self.pid, exclude=self.pid)
+        candidates = _procfs.descendants(self.pid)
+        for adopted in _procfs.adopted_children(self._known):
+            stat = _procfs.read_stat(adopted)
+            if stat is not None and stat.pgrp == self.pid:
+                candidates.append(adopted)
+                candidates.extend(_procfs.descendants(adopted))
+        members = []
+        for pid in candidates:
+            stat = _procfs.read_stat(pid)
+            if stat is not None and stat.pgrp == self.pid and stat.state not in _procfs.GONE_STATES:
+                members.append(pid)
+        return members
 
     def _group_stopped(self) -> bool | None:
         """True if every process of the container is stopped or frozen; None if it exited."""
@@ -524,7 +548,10 @@ class SupervisedProcess:
 
         def gone() -> bool:
             self._kill_cgroup_members()
-            return not self._members()
+            if self._cgroup is not None:
+                return not self._members()
+            # A full scan: while the group dies, its members are being re-parented.
+            return not _procfs.group_members(self.pid, exclude=self.pid)
 
         if self._cgroup is not None or self._group_may_have_members():
             await poll_until(gone, LEFTOVER_TIMEOUT)

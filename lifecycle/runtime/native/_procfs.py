@@ -14,6 +14,7 @@ from typing import Final, NamedTuple
 __all__ = [
     "GONE_STATES",
     "ProcStat",
+    "adopted_children",
     "descendants",
     "group_members",
     "is_held_stopped",
@@ -103,8 +104,9 @@ def is_held_stopped(stat: ProcStat) -> bool:
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` in the process tree (children, their children, ...).
 
-    Processes that were orphaned (re-parented to init) are no longer below
-    ``pid``; ``group_members`` finds those, at the price of a full scan.
+    Processes that were orphaned are no longer below ``pid``; with this
+    process a child subreaper they are ``adopted_children`` (else only
+    ``group_members`` finds them, at the price of a full scan).
     """
     found: list[int] = []
     pending = _children(pid)
@@ -137,3 +139,20 @@ def zombie_children(pid: int) -> list[int]:
         for child in _children(pid)
         if (stat := read_stat(child)) is not None and stat.state == "Z"
     ]
+
+
+def adopted_children(known: frozenset[int] | set[int]) -> list[int]:
+    """Children of this process's main thread that are not in ``known``.
+
+    When this process is a child subreaper, an orphan of any of its
+    descendants is re-parented to it, and the kernel gives it to the first
+    live thread of the group, the main thread (kernel/exit.c,
+    ``find_new_reaper``). So with ``known`` the processes this process
+    started itself, these are the orphans it adopted (and any child the host
+    program started on its main thread): one read, a stat only for those.
+    """
+    own = os.getpid()
+    data = _read(f"/proc/{own}/task/{own}/children")
+    if not data:
+        return []
+    return [pid for pid in map(int, data.split()) if pid not in known]
