@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,14 @@ def test_rootfs_benchmark_still_runs() -> None:
     output = quick_benchmark("rootfs.py")
     for row in ("set-up + tear-down, overlayfs", "set-up + tear-down, vfs", "disk for 10"):
         assert row in output
+
+
+@pytest.mark.timeout(300)
+def test_containment_benchmark_still_runs() -> None:
+    """benchmarks/containment.py compares both containments in its tiny CI size (as root)."""
+    output = quick_benchmark("containment.py")
+    if os.geteuid() != 0:
+        assert "needs root" in output
+        return
+    for text in ("asyncio: cycles/s cgroup", "trio: cycles/s cgroup", "unpause"):
+        assert text in output
