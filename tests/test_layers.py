@@ -100,9 +100,9 @@ def test_no_private_member_crosses_a_module() -> None:
 
 def test_relative_and_from_imports_are_resolved() -> None:
     """``from . import x`` and ``from pkg import module`` name the module they load."""
-    known = {"lifecycle.runtime.native", "lifecycle.runtime.native._procfs", "lifecycle.model"}
-    source = "from . import _procfs\nfrom lifecycle import model\n"
-    assert {"lifecycle.runtime.native._procfs", "lifecycle.model"} == imports_of(
+    known = {"lifecycle.runtime.native", "lifecycle.runtime.native._cgroup", "lifecycle.model"}
+    source = "from . import _cgroup\nfrom lifecycle import model\n"
+    assert {"lifecycle.runtime.native._cgroup", "lifecycle.model"} == imports_of(
         "lifecycle.runtime.native._process", source, known
     )
 

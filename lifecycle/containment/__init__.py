@@ -1,12 +1,14 @@
 """The containment layer: what keeps a container's processes together on this host.
 
-A cgroup per container (``find_cgroup_root``, ``Cgroup``) and the engine as
-a child subreaper (``SubreaperLease``, ``reap_exited``). Runtime drivers use
+A cgroup per container (``find_cgroup_root``, ``Cgroup``), the engine as a
+child subreaper (``SubreaperLease``, ``reap_exited``), and what ``/proc``
+says about processes (``procfs``: state, group, children). Runtime drivers use
 it; it imports only the base modules.
 """
 
 from __future__ import annotations
 
+from lifecycle.containment import _procfs as procfs
 from lifecycle.containment._cgroup import Cgroup, CgroupRoot, find_cgroup_root
 from lifecycle.containment._reaper import SubreaperLease, is_subreaper, reap_exited
 
@@ -16,5 +18,6 @@ __all__ = [
     "SubreaperLease",
     "find_cgroup_root",
     "is_subreaper",
+    "procfs",
     "reap_exited",
 ]

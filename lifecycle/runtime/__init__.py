@@ -9,10 +9,12 @@ this package, never the reverse; the engine imports this package only.
 from __future__ import annotations
 
 from lifecycle.runtime._driver import OutputSink, RuntimeDriver, RuntimeHandle, SpawnFailure
+from lifecycle.runtime._multiplex import Multiplexer
 from lifecycle.runtime._registry import BUILTIN_DRIVERS, check_driver_name, create_driver
 
 __all__ = [
     "BUILTIN_DRIVERS",
+    "Multiplexer",
     "OutputSink",
     "RuntimeDriver",
     "RuntimeHandle",

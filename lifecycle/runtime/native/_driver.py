@@ -8,7 +8,7 @@ What it does that the engine never sees:
   are waiting: then in a worker thread, so their forks overlap instead of
   queueing on the loop (``_spawn_in_thread``).
 - **Supervision**: one dispatcher task watches every pidfd and output pipe
-  through one epoll set (``_multiplex.py``). When a pidfd turns readable,
+  through one epoll set (``lifecycle.runtime.Multiplexer``). When a pidfd turns readable,
   what is left of the group is killed, the process reaped, its output
   drained, and only then is the engine told (``on_exit``). An exit whose
   output is already at end of stream -- almost all of them -- completes
@@ -41,8 +41,7 @@ from lifecycle._errors import InvalidArgumentError
 from lifecycle._tasks import ShieldedTasks
 from lifecycle.containment import CgroupRoot, SubreaperLease, find_cgroup_root
 from lifecycle.model import DEFAULT_PATH, ContainerSpec
-from lifecycle.runtime import OutputSink, SpawnFailure
-from lifecycle.runtime.native._multiplex import Multiplexer
+from lifecycle.runtime import Multiplexer, OutputSink, SpawnFailure
 from lifecycle.runtime.native._process import SupervisedProcess
 
 __all__ = ["NativeDriver"]

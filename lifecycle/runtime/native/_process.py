@@ -42,9 +42,8 @@ import anyio
 import anyio.to_thread
 
 from lifecycle._polling import poll_until
-from lifecycle.containment import Cgroup, reap_exited
+from lifecycle.containment import Cgroup, procfs, reap_exited
 from lifecycle.runtime import SpawnFailure
-from lifecycle.runtime.native import _procfs
 
 __all__ = ["SupervisedProcess"]
 
@@ -337,7 +336,7 @@ class SupervisedProcess:
         """Whether the main process cannot run now: stopped (T) by anyone, or its cgroup frozen."""
         if self._cgroup is not None and self._cgroup.freezer_state() != "THAWED":
             return True
-        stat = _procfs.read_stat(self.pid)
+        stat = procfs.read_stat(self.pid)
         return stat is not None and stat.state == "T"
 
     def signal(self, sig: signal.Signals) -> bool:
@@ -385,31 +384,31 @@ class SupervisedProcess:
         """
         if self._cgroup is not None:
             return [pid for pid in self._cgroup.members() if pid != self.pid]
-        candidates = _procfs.descendants(self.pid)
-        for adopted in _procfs.adopted_children(self._known):
-            stat = _procfs.read_stat(adopted)
+        candidates = procfs.descendants(self.pid)
+        for adopted in procfs.adopted_children(self._known):
+            stat = procfs.read_stat(adopted)
             if stat is not None and stat.pgrp == self.pid:
                 candidates.append(adopted)
-                candidates.extend(_procfs.descendants(adopted))
+                candidates.extend(procfs.descendants(adopted))
         members = []
         for pid in candidates:
-            stat = _procfs.read_stat(pid)
-            if stat is not None and stat.pgrp == self.pid and stat.state not in _procfs.GONE_STATES:
+            stat = procfs.read_stat(pid)
+            if stat is not None and stat.pgrp == self.pid and stat.state not in procfs.GONE_STATES:
                 members.append(pid)
         return members
 
     def _group_stopped(self) -> bool | None:
         """True if every process of the container is stopped or frozen; None if it exited."""
-        main = _procfs.read_stat(self.pid)
-        if main is None or main.state in _procfs.GONE_STATES:
+        main = procfs.read_stat(self.pid)
+        if main is None or main.state in procfs.GONE_STATES:
             return None
         if self._cgroup is not None and self._cgroup.freezer_state() == "FROZEN":
             return True
-        if not _procfs.is_held_stopped(main):
+        if not procfs.is_held_stopped(main):
             return False  # the common answer, for one stat read
         for member in self._members():
-            stat = _procfs.read_stat(member)
-            if stat is not None and not _procfs.is_held_stopped(stat):
+            stat = procfs.read_stat(member)
+            if stat is not None and not procfs.is_held_stopped(stat):
                 return False
         return True
 
@@ -485,7 +484,7 @@ class SupervisedProcess:
         if self._reaped:
             return
         for pid in [self.pid, *self._members()]:
-            stat = _procfs.read_stat(pid)
+            stat = procfs.read_stat(pid)
             if stat is not None and stat.state == "T":
                 self.signal(signal.SIGCONT)
                 return
@@ -551,7 +550,7 @@ class SupervisedProcess:
             if self._cgroup is not None:
                 return not self._members()
             # A full scan: while the group dies, its members are being re-parented.
-            return not _procfs.group_members(self.pid, exclude=self.pid)
+            return not procfs.group_members(self.pid, exclude=self.pid)
 
         if self._cgroup is not None or self._group_may_have_members():
             await poll_until(gone, LEFTOVER_TIMEOUT)
@@ -566,8 +565,8 @@ class SupervisedProcess:
     def _reap_leftovers(self) -> None:
         """Reap the zombies of the container that are our children (orphans come to us)."""
         reap_exited(self._signalled)
-        for pid in _procfs.zombie_children(os.getpid()):
-            stat = _procfs.read_stat(pid)
+        for pid in procfs.zombie_children(os.getpid()):
+            stat = procfs.read_stat(pid)
             if stat is not None and stat.pgrp == self.pid:
                 with contextlib.suppress(OSError):
                     pidfd = os.pidfd_open(pid)

@@ -24,7 +24,7 @@ from typing import Final, final
 import anyio
 
 from lifecycle.logs import Stream
-from lifecycle.runtime import OutputSink
+from lifecycle.runtime._driver import OutputSink
 
 __all__ = ["Multiplexer"]
 
