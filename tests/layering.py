@@ -42,13 +42,14 @@ LAYERS: Final[tuple[tuple[int, str, str], ...]] = (
     (5, "lifecycle.rootfs", "overlay snapshots by chain id, vfs fallback, diff"),
     (6, "lifecycle.runtime", "driver protocols and the driver registry"),
     (7, "lifecycle.runtime.native", "driver: process group or cgroup, pidfd, epoll, freezer"),
+    (7, "lifecycle.runtime.oci", "driver: runc/crun bundle, PID 1 by pidfd, runc pause"),
     (8, "lifecycle.engine", "Engine, Container, restarts, termination"),
     (9, "lifecycle.cli", "lifecycle run / demo / diagram"),
     (10, "lifecycle", "the public face: __init__ and __main__"),
 )
 RANKS: Final[Mapping[str, int]] = {unit: rank for rank, unit, _ in LAYERS}
 # Drivers: imported by no module outside themselves (the registry loads them by name).
-DRIVER_UNITS: Final = frozenset({"lifecycle.runtime.native"})
+DRIVER_UNITS: Final = frozenset({"lifecycle.runtime.native", "lifecycle.runtime.oci"})
 
 
 class Violation(NamedTuple):

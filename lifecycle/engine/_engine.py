@@ -64,7 +64,12 @@ from lifecycle.model import (
     validate_name,
 )
 from lifecycle.rootfs import choose_snapshotter
-from lifecycle.runtime import BUILTIN_DRIVERS, RuntimeDriver, check_driver_name
+from lifecycle.runtime import (
+    BUILTIN_DRIVERS,
+    IMAGE_ONLY_DRIVERS,
+    RuntimeDriver,
+    check_driver_name,
+)
 
 __all__ = ["Engine", "EngineStatistics"]
 
@@ -282,6 +287,12 @@ class Engine:
         log_bytes: int = DEFAULT_LOG_BYTES,
         log_file: str | os.PathLike[str] | None = None,
         runtime: str | None = None,
+        user: str | None = None,
+        network: str | None = None,
+        memory: int | None = None,
+        pids_limit: int | None = None,
+        cpu_shares: int | None = None,
+        cpus: float | None = None,
     ) -> Container:
         """Create a container for ``command`` (an argv list; no shell). It starts ``created``.
 
@@ -295,7 +306,12 @@ class Engine:
         (Docker's ``-i``). ``restart`` is a restart policy: ``"no"``
         (default), ``"on-failure"``, ``"on-failure:N"``, ``"always"``,
         ``"unless-stopped"`` or a ``RestartPolicy``. ``runtime`` picks the
-        driver that runs it (default: the engine's ``runtime``).
+        driver that runs it (default: the engine's ``runtime``). ``user``
+        (default: the image's), ``network`` (``"none"``, a loopback only, is an
+        OCI runtime's default; ``"host"``), ``memory`` (bytes), ``pids_limit``,
+        ``cpu_shares`` and ``cpus`` are Docker's options of the same names; an
+        OCI runtime applies them (an out-of-memory kill sets
+        ``container.oom_killed``), the native driver refuses what it cannot do.
 
         With ``image`` (a reference or id in the engine's store) the container
         runs on a copy-on-write root filesystem of that image, made now
@@ -328,7 +344,13 @@ class Engine:
             capture_output=capture_output,
             log_bytes=log_bytes,
             log_file=log_file,
-            runtime=context.check_runtime(runtime),
+            runtime=_runtime_for(context.check_runtime(runtime), runtime, chosen_image),
+            user=user if user is not None or chosen_image is None else chosen_image.config.user,
+            network=network,
+            memory=memory,
+            pids_limit=pids_limit,
+            cpu_shares=cpu_shares,
+            cpus=cpus,
             image=None if chosen_image is None else chosen_image.id,
             rootfs="" if chosen_image is not None else None,  # made below, once all is checked
         )
@@ -344,6 +366,7 @@ class Engine:
         container_id = new_id()
         while registry.has_id(container_id):  # pragma: no cover -- 2**256 ids
             container_id = new_id()
+        spec = dataclasses.replace(spec, hostname=truncate_id(container_id))
         # The last check, as it may create the file: it is removed again if what follows fails.
         log_created = log_path is not None and await anyio.to_thread.run_sync(
             open_log_file, log_path
@@ -479,6 +502,15 @@ class Engine:
             else self._context.snapshotter.name,
             containment=self._context.driver(self._context.default_runtime).containment,
         )
+
+
+def _runtime_for(checked: str, asked: str | None, image: Image | None) -> str:
+    """The driver of a new container: the one asked for, else the engine's default; but an
+    argv-only container on an engine whose default needs an image keeps the native driver
+    (``Engine(runtime="runc")`` still runs plain commands)."""
+    if asked is None and image is None and checked in IMAGE_ONLY_DRIVERS:
+        return DEFAULT_RUNTIME
+    return checked
 
 
 def _reference(container: str | Container | None) -> str | None:

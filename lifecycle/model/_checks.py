@@ -117,6 +117,54 @@ def check_path(path: object, what: str) -> str:
     return _check_text(path, what)
 
 
+# Docker's minimum memory limit (daemon/daemon_unix.go linuxMinMemory: 6 MiB).
+MIN_MEMORY: Final = 6 * 1024 * 1024
+NETWORK_MODES: Final = ("none", "host")
+
+
+def check_limits(
+    memory: object, pids_limit: object, cpu_shares: object, cpus: object
+) -> tuple[int | None, int | None, int | None, float | None]:
+    """Docker's ``--memory`` (bytes), ``--pids-limit``, ``--cpu-shares``, ``--cpus``; None: none."""
+    checked_memory = (
+        None if memory is None else check_whole_number(memory, "memory", minimum=MIN_MEMORY)
+    )
+    checked_pids = (
+        None if pids_limit is None else check_whole_number(pids_limit, "pids_limit", minimum=1)
+    )
+    # The kernel's floor for cpu.shares is 2 (Docker passes lower values up to it).
+    checked_shares = (
+        None if cpu_shares is None else check_whole_number(cpu_shares, "cpu_shares", minimum=2)
+    )
+    checked_cpus = None
+    if cpus is not None:
+        checked_cpus = check_at_least(cpus, "cpus", 0.01)
+        if not math.isfinite(checked_cpus):
+            raise InvalidArgumentError(f"cpus must be a finite number of CPUs, not {cpus!r}")
+    return checked_memory, checked_pids, checked_shares, checked_cpus
+
+
+def check_network(network: object) -> str | None:
+    """``"none"`` (a network namespace with only loopback) or ``"host"``; None: the default."""
+    if network is None or network in NETWORK_MODES:
+        return network
+    raise InvalidArgumentError(
+        f"network must be one of {', '.join(NETWORK_MODES)}, not {network!r} "
+        "(other networks are not supported yet)"
+    )
+
+
+def check_user(user: object) -> str | None:
+    """Docker's ``--user``: ``name``, ``uid``, ``name:group`` or ``uid:gid``; None: the image's."""
+    if user is None:
+        return None
+    if not isinstance(user, str) or not user or user.count(":") > 1 or user.startswith(":"):
+        raise InvalidArgumentError(
+            f"user must be 'name', 'uid', 'name:group' or 'uid:gid', not {user!r}"
+        )
+    return _check_text(user, "user")
+
+
 def check_cwd(cwd: object) -> str | None:
     """A working directory path (its existence is checked at start, as Docker does)."""
     return None if cwd is None else check_path(cwd, "cwd")

@@ -22,8 +22,11 @@ from lifecycle.model._checks import (
     check_command,
     check_cwd,
     check_env,
+    check_limits,
+    check_network,
     check_path,
     check_timeout,
+    check_user,
     check_whole_number,
 )
 from lifecycle.model._restart import RestartPolicy
@@ -73,6 +76,17 @@ class ContainerSpec:
     runtime: str = DEFAULT_RUNTIME
     image: str | None = None
     rootfs: str | None = None
+    # Set by the engine once the id exists: the short id, as Docker's default Config.Hostname.
+    hostname: str | None = None
+    # Docker's Config.User (None: the image's, else root) and HostConfig.NetworkMode
+    # (None: the driver's default; an OCI runtime's is "none", a loopback only).
+    user: str | None = None
+    network: str | None = None
+    # Docker's HostConfig limits: Memory (bytes), PidsLimit, CpuShares, NanoCpus as CPUs.
+    memory: int | None = None
+    pids_limit: int | None = None
+    cpu_shares: int | None = None
+    cpus: float | None = None
 
     @classmethod
     def build(
@@ -92,8 +106,17 @@ class ContainerSpec:
         runtime: str = DEFAULT_RUNTIME,
         image: str | None = None,
         rootfs: str | None = None,
+        user: str | None = None,
+        network: str | None = None,
+        memory: int | None = None,
+        pids_limit: int | None = None,
+        cpu_shares: int | None = None,
+        cpus: float | None = None,
     ) -> ContainerSpec:
         """Check every option (``InvalidArgumentError`` naming the first bad one); freeze them."""
+        checked_memory, checked_pids, checked_shares, checked_cpus = check_limits(
+            memory, pids_limit, cpu_shares, cpus
+        )
         return cls(
             command=check_command(command),
             env=MappingProxyType(checked_env) if (checked_env := check_env(env)) else _NO_ENV,
@@ -109,4 +132,10 @@ class ContainerSpec:
             runtime=runtime,
             image=image,
             rootfs=rootfs,
+            user=check_user(user),
+            network=check_network(network),
+            memory=checked_memory,
+            pids_limit=checked_pids,
+            cpu_shares=checked_shares,
+            cpus=checked_cpus,
         )

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from lifecycle.runtime._driver import OutputSink, RuntimeDriver, RuntimeHandle, SpawnFailure
 from lifecycle.runtime._multiplex import Multiplexer
-from lifecycle.runtime._registry import BUILTIN_DRIVERS, check_driver_name, create_driver
+from lifecycle.runtime._registry import (
+    BUILTIN_DRIVERS,
+    IMAGE_ONLY_DRIVERS,
+    check_driver_name,
+    create_driver,
+)
 
 __all__ = [
     "BUILTIN_DRIVERS",
+    "IMAGE_ONLY_DRIVERS",
     "Multiplexer",
     "OutputSink",
     "RuntimeDriver",

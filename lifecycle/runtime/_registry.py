@@ -15,11 +15,15 @@ from typing import Final
 from lifecycle._errors import InvalidArgumentError
 from lifecycle.runtime._driver import RuntimeDriver
 
-__all__ = ["BUILTIN_DRIVERS", "check_driver_name", "create_driver"]
+__all__ = ["BUILTIN_DRIVERS", "IMAGE_ONLY_DRIVERS", "check_driver_name", "create_driver"]
 
 BUILTIN_DRIVERS: Final = {
     "native": "lifecycle.runtime.native:NativeDriver",
+    "runc": "lifecycle.runtime.oci:RuncDriver",
+    "crun": "lifecycle.runtime.oci:CrunDriver",
 }
+# Drivers that run only containers made from an image (an OCI bundle needs a root).
+IMAGE_ONLY_DRIVERS: Final = frozenset({"runc", "crun"})
 
 
 def check_driver_name(name: object, known: tuple[str, ...]) -> str:

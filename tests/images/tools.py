@@ -59,6 +59,23 @@ def busybox_rootfs(directory: Path) -> Path:
     return directory
 
 
+def busybox_system_rootfs(directory: Path) -> Path:
+    """A busybox rootfs like the busybox image's: every applet linked in /bin, and an
+    /etc/passwd and /etc/group with root and nobody (for containers under an OCI runtime)."""
+    busybox_rootfs(directory)
+    applets = run(directory / "bin" / "busybox", "--list").split()
+    for applet in applets:
+        link = directory / "bin" / applet
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to("busybox")
+    etc = directory / "etc"
+    (etc / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
+    )
+    (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    return directory
+
+
 def umoci_image(
     layout: Path, tag: str, rootfs: Path, *, cmd: str = "sh", base: str | None = None
 ) -> None:

@@ -132,6 +132,23 @@ class NativeDriver:
         self._dispatcher.start(task_group, self._multiplexer.run)
 
     def check_spec(self, spec: ContainerSpec) -> None:
+        limits = {
+            "memory": spec.memory,
+            "pids_limit": spec.pids_limit,
+            "cpu_shares": spec.cpu_shares,
+            "cpus": spec.cpus,
+        }
+        given = [name for name, value in limits.items() if value is not None]
+        if spec.network == "none":
+            given.append("network='none'")
+        if spec.user not in {None, "root", "0", "0:0"}:
+            given.append(f"user={spec.user!r}")
+        if given:
+            raise InvalidArgumentError(
+                f"the native driver cannot apply {', '.join(given)}: it runs the process "
+                "as this process's user, on the host's network, without limits; use an OCI "
+                "runtime (runtime='runc')"
+            )
         if spec.rootfs is not None:
             if os.geteuid() != 0:
                 raise InvalidArgumentError(

@@ -1,0 +1,290 @@
+"""The OCI runtime driver: a container's process is a real PID 1, in its own namespaces.
+
+The way containerd's shim and Podman's conmon drive runc: a bundle per run
+(``_bundle.py``), ``runc create`` with the engine's capture pipes as the
+container's stdout and stderr and ``--pid-file``, a pidfd on PID 1, ``runc
+start``; the exit is the pidfd turning readable (``_process.py``); after it
+``runc delete`` removes the runtime's state and cgroups, and the bundle goes.
+Pause is ``runc pause`` (the cgroup freezer). Needs root, the runtime
+binary, and a cgroup v1 freezer hierarchy; ``check_spec`` says which is
+missing and how to get it, at create.
+
+Each run gets its own runtime id (``<short id>-<n>``), so the next start of
+a container never waits for the previous run's ``delete``, which happens
+after the exit has been reported (exit detection stays event-fast).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final, final
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskGroup
+
+from lifecycle._errors import InvalidArgumentError
+from lifecycle._polling import poll_until
+from lifecycle._tasks import ShieldedTasks
+from lifecycle.containment import Cgroup, SubreaperLease
+from lifecycle.model import ContainerSpec
+from lifecycle.runtime import Multiplexer, OutputSink, SpawnFailure
+from lifecycle.runtime.oci._bundle import bundle_config, resolve_user, write_bundle
+from lifecycle.runtime.oci._process import OciProcess
+from lifecycle.runtime.oci._runtime import Runtime, remove_tree
+
+__all__ = ["CrunDriver", "OciDriver", "RuncDriver", "missing_requirement"]
+
+STATE_ROOT: Final = Path("/run/lifecycle")
+CGROUP_MOUNT: Final = Path("/sys/fs/cgroup")
+# Below each hierarchy's root, as Docker's cgroupfs driver puts them under /docker.
+CGROUP_PARENT: Final = "lifecycle-oci"
+
+
+def missing_requirement(binary: str) -> str | None:
+    """Why ``binary`` cannot run containers here, with how to fix it; None if it can."""
+    if os.geteuid() != 0:
+        return f"the {binary} runtime needs root (rootless containers are not supported yet)"
+    if shutil.which(binary) is None:
+        return f"the {binary} runtime is not installed (Debian: apt-get install {binary})"
+    if not (CGROUP_MOUNT / "freezer" / "tasks").exists():
+        return "no cgroup v1 freezer hierarchy is mounted at /sys/fs/cgroup/freezer"
+    if binary == "crun" and _hybrid_without_hugetlb():
+        return (
+            "crun refuses cgroups in hybrid mode unless the hugetlb v1 controller is mounted: "
+            "mkdir /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup "
+            "/sys/fs/cgroup/hugetlb"
+        )
+    return None
+
+
+def _hybrid_without_hugetlb() -> bool:
+    """v1 controllers beside a cgroup2 mount (hybrid), with hugetlb not mounted as v1."""
+    hybrid = (CGROUP_MOUNT / "unified" / "cgroup.controllers").exists()
+    return hybrid and not (CGROUP_MOUNT / "hugetlb" / "tasks").exists()
+
+
+class OciDriver:
+    """Runs image containers through an OCI runtime binary (``RuntimeDriver``)."""
+
+    __slots__ = (
+        "_binary",
+        "_bundles",
+        "_cleanups",
+        "_counter",
+        "_dispatcher",
+        "_multiplexer",
+        "_name",
+        "_runtime",
+        "_starting",
+        "_subreaper",
+        "_task_group",
+        "_watchers",
+    )
+
+    def __init__(self, binary: str = "runc", *, name: str | None = None) -> None:
+        self._binary = binary
+        self._name = name or os.path.basename(binary)
+        self._runtime = Runtime(binary, STATE_ROOT / self._name)
+        self._bundles = STATE_ROOT / "bundles" / f"{os.getpid()}-{id(self):x}"
+        self._counter = itertools.count(1)
+        self._multiplexer = Multiplexer()
+        self._dispatcher = ShieldedTasks()
+        self._watchers = ShieldedTasks()
+        self._cleanups = ShieldedTasks()
+        self._subreaper = SubreaperLease()
+        self._task_group: TaskGroup | None = None
+        self._starting = 0
+
+    def __repr__(self) -> str:
+        return f"<OciDriver {self._name}>"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def containment(self) -> str:
+        return f"OCI runtime {self._name}: PID, mount, IPC, UTS and network namespaces, cgroup v1"
+
+    def open(self, task_group: TaskGroup) -> None:
+        if self._task_group is not None:
+            raise RuntimeError(f"an OciDriver serves one engine, once ({self!r})")
+        self._subreaper.acquire()  # PID 1 is re-parented to us when `create` exits
+        self._task_group = task_group
+        self._dispatcher.start(task_group, self._multiplexer.run)
+
+    def check_spec(self, spec: ContainerSpec) -> None:
+        missing = missing_requirement(self._binary)
+        if missing is not None:
+            raise InvalidArgumentError(f"cannot run this container: {missing}")
+        if spec.rootfs is None:
+            raise InvalidArgumentError(
+                f"the {self._name} runtime runs containers made from an image (create(image=...));"
+                " a plain command runs on the native driver (runtime='native')"
+            )
+        if spec.interactive:
+            raise InvalidArgumentError(f"interactive=True is not supported by {self._name} yet")
+
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        self._starting += 1
+        try:
+            yield
+        finally:
+            self._starting -= 1
+
+    async def spawn(
+        self,
+        spec: ContainerSpec,
+        *,
+        environment: Mapping[str, str] | None,
+        output: OutputSink,
+        on_exit: Callable[[], None],
+    ) -> OciProcess:
+        """Create and start the container; return once its PID 1 runs the command.
+
+        Cancellation: the spawn completes (shielded) and the handle is
+        returned; the caller sees the cancellation at its next checkpoint.
+        """
+        task_group = self._task_group
+        if task_group is None:
+            raise RuntimeError("the driver has not been opened (Engine.__aenter__ opens it)")
+        with anyio.CancelScope(shield=True):
+            process = await self._create_and_start(spec, dict(environment or {}))
+        self._supervise(task_group, process, output, on_exit)
+        return process
+
+    async def _create_and_start(
+        self, spec: ContainerSpec, environment: dict[str, str]
+    ) -> OciProcess:
+        if spec.rootfs is None:  # pragma: no cover -- check_spec refused it
+            raise SpawnFailure("no root filesystem", 125)
+        runtime_id = f"{spec.hostname or 'lifecycle'}-{next(self._counter)}"
+        bundle = self._bundles / runtime_id
+        cgroups_path = f"/{CGROUP_PARENT}/{runtime_id}"
+        try:
+            user = resolve_user(spec.user, spec.rootfs)
+        except InvalidArgumentError as error:
+            raise SpawnFailure(str(error), 125) from None
+        config = bundle_config(spec, environment, cgroups_path=cgroups_path, user=user)
+        await anyio.to_thread.run_sync(write_bundle, bundle, config)
+        pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)] if spec.capture_output else []
+        try:
+            stdout, stderr = (pipes[0][1], pipes[1][1]) if pipes else (1, 2)
+            try:
+                pid = await anyio.to_thread.run_sync(
+                    self._runtime.create_now, runtime_id, bundle, stdout, stderr
+                )
+            finally:
+                for _, write_end in pipes:  # the container holds its own copies now
+                    os.close(write_end)
+            pidfd = os.pidfd_open(pid)
+        except BaseException:
+            for read_end, _ in pipes:
+                os.close(read_end)
+            await self._delete(runtime_id, bundle)
+            raise
+        freezer = Cgroup({"freezer": str(CGROUP_MOUNT / "freezer" / CGROUP_PARENT / runtime_id)})
+        memory = CGROUP_MOUNT / "memory" / CGROUP_PARENT / runtime_id
+        process = OciProcess(
+            self._runtime,
+            runtime_id,
+            bundle,
+            pid,
+            pidfd,
+            output_fds=(pipes[0][0], pipes[1][0]) if pipes else None,
+            freezer=freezer,
+            memory=memory if memory.is_dir() else None,
+        )
+        try:
+            await self._runtime.run("start", runtime_id)
+        except BaseException as error:
+            process.signal(signal.SIGKILL)
+            await poll_until(process.has_exited_now, 5)
+            process.try_complete_exit_now()
+            for fd in process.output_fds or ():
+                os.close(fd)
+            await self._delete(runtime_id, bundle)
+            raise SpawnFailure(f"{self._name} start: {error}", 125) from None
+        return process
+
+    def _supervise(
+        self,
+        task_group: TaskGroup,
+        process: OciProcess,
+        output: OutputSink,
+        on_exit: Callable[[], None],
+    ) -> None:
+        pidfd = process.pidfd
+        if pidfd is None:  # pragma: no cover -- a fresh process has its pidfd
+            raise RuntimeError(f"{process!r} has no pidfd")
+        multiplexer = self._multiplexer
+
+        def exited() -> None:
+            if not process.has_exited_now():
+                return
+            multiplexer.forget(pidfd)
+            if process.try_complete_exit_now():
+                on_exit()
+                self._cleanups.start(task_group, self._delete, process.runtime_id, process.bundle)
+            else:
+                self._watchers.start(task_group, self._complete_exit, process, on_exit)
+
+        multiplexer.watch(pidfd, exited)
+        if process.output_fds is not None:
+            stdout, stderr = process.output_fds
+            multiplexer.watch_output(stdout, "stdout", output, process.output_closed)
+            multiplexer.watch_output(stderr, "stderr", output, process.output_closed)
+
+    async def _complete_exit(self, process: OciProcess, on_exit: Callable[[], None]) -> None:
+        try:
+            await process.complete_exit()
+            if process.exited:
+                on_exit()
+        finally:
+            process.close()
+            await self._delete(process.runtime_id, process.bundle)
+
+    async def _delete(self, runtime_id: str, bundle: Path) -> None:
+        """``runtime delete --force`` (state and cgroups), then the bundle. Never raises."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._runtime.delete_now, runtime_id)
+            await anyio.to_thread.run_sync(remove_tree, bundle)
+
+    async def aclose(self, grace: float) -> None:
+        await self._watchers.wait_all(grace)
+        self._watchers.cancel_all()
+        await self._cleanups.wait_all(grace * 4)  # each delete is a runtime run (~10 ms)
+        self._cleanups.cancel_all()
+        self._dispatcher.cancel_all()
+        await self._dispatcher.wait_all(grace)
+        self._multiplexer.close()
+        await anyio.to_thread.run_sync(remove_tree, self._bundles)
+        self._subreaper.release()
+
+
+@final
+class RuncDriver(OciDriver):
+    """runc (Debian's ``runc``): ``Engine(runtime="runc")``."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__("runc")
+
+
+@final
+class CrunDriver(OciDriver):
+    """crun (Debian's ``crun``): ``Engine(runtime="crun")``; faster to start than runc."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__("crun")
