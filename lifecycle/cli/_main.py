@@ -104,6 +104,18 @@ def _build_parser() -> _Parser:
     run.usage_exit_code = EXIT_LIFECYCLE_FAILED
     run.add_argument("--name", help="container name (default: a generated adjective_noun)")
     run.add_argument(
+        "--image",
+        help="run in a container of IMAGE from the store (COMMAND defaults to its Entrypoint+Cmd)",
+    )
+    run.add_argument(
+        "--runtime",
+        help="the driver: runc (the default with --image: PID 1 in its own namespaces), crun, "
+        "or native (a process group on the host; the only choice without --image)",
+    )
+    run.add_argument(
+        "--root", type=Path, help="the image store (default: $LIFECYCLE_ROOT or per user)"
+    )
+    run.add_argument(
         "--env",
         "-e",
         action="append",
@@ -233,7 +245,7 @@ def _run_options(arguments: argparse.Namespace) -> RunOptions:
     command = list(arguments.command)
     if command[:1] == ["--"]:
         command = command[1:]
-    if not command:
+    if not command and arguments.image is None:
         raise _Failure("run needs a command: lifecycle run [OPTIONS] -- COMMAND [ARG...]")
     env: dict[str, str] = {}
     for key, value in arguments.env:
@@ -252,6 +264,9 @@ def _run_options(arguments: argparse.Namespace) -> RunOptions:
         graph=arguments.graph,
         events=arguments.events,
         restart=arguments.restart,
+        image=arguments.image,
+        runtime=arguments.runtime or ("runc" if arguments.image is not None else None),
+        root=arguments.root,
     )
 
 

@@ -31,8 +31,10 @@ import anyio
 from anyio.abc import TaskGroup
 
 from lifecycle._errors import EngineClosedError, InvalidTransitionError, SpawnError
+from lifecycle.cli._images import default_root
 from lifecycle.engine import Container, Engine
 from lifecycle.events import Event
+from lifecycle.images import ImageStore
 from lifecycle.live import LiveGraph
 from lifecycle.model import SignalLike
 
@@ -58,6 +60,10 @@ class RunOptions:
     graph: Path | None = None
     events: bool = False
     restart: str = "no"
+    # A container of an image (its store at ``root``), on the driver ``runtime``.
+    image: str | None = None
+    runtime: str | None = None
+    root: Path | None = None
 
 
 def stdin_is_passable() -> bool:
@@ -124,17 +130,23 @@ class _SignalRelay:
 async def run_container(options: RunOptions) -> int:
     """Run ``options.command`` as a container in the foreground; return the exit status."""
     with anyio.open_signal_receiver(*_STOP_SIGNALS, *_FORWARDED) as signals:
-        async with Engine() as engine:
+        store = None
+        if options.image is not None:
+            store = ImageStore(options.root or default_root())
+        async with Engine(store=store) as engine:
             if options.events:
                 engine.add_callback(_print_event, lossless=True)
             container = await engine.create(
-                list(options.command),
+                list(options.command) or None,
+                image=options.image,
+                runtime=options.runtime,
                 name=options.name,
                 env=options.env,
                 cwd=options.cwd,
                 stop_signal=options.stop_signal,
                 stop_timeout=options.stop_timeout,
-                interactive=stdin_is_passable(),
+                # An OCI runtime's container gets /dev/null (docker run without -i).
+                interactive=options.image is None and stdin_is_passable(),
                 capture_output=False,  # run passes output through, as docker run does
                 restart=options.restart,
             )

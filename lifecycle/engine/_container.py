@@ -158,6 +158,7 @@ class Container:
         "finished_at",
         "id",
         "name",
+        "oom_killed",
         "started_at",
     )
 
@@ -175,6 +176,8 @@ class Container:
     id: str
     name: str
     exit_code: int | None
+    # Docker's State.OOMKilled: the last run was ended by the kernel's OOM killer.
+    oom_killed: bool
     error: str | None
     started_at: datetime | None
     finished_at: datetime | None
@@ -530,6 +533,7 @@ class Container:
         """
         source = self._model.state
         self.exit_code = handle.exit_code
+        self.oom_killed = handle.oom_killed
         self.finished_at = _now()
         self._handle = None
         self._exit_count += 1
@@ -896,6 +900,7 @@ def new_container(
     self._handle = None
     self._exit_count = 0
     self.exit_code = None
+    self.oom_killed = False
     self.error = None
     self.started_at = None
     self.finished_at = None

@@ -80,6 +80,10 @@ class RuntimeHandle(Protocol):
     def exited(self) -> bool:
         """True once the exit is complete (see the module doc); ``on_exit`` has then run."""
 
+    @property
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer ended it (a memory limit); read once exited."""
+
     async def wait(self) -> int:
         """Wait until the exit is complete; return the exit code.
 

@@ -320,6 +320,11 @@ class SupervisedProcess:
         return self._exited.is_set()
 
     @property
+    def oom_killed(self) -> bool:
+        """Always False: the native driver sets no memory limit."""
+        return False
+
+    @property
     def cgroup(self) -> Cgroup | None:
         """The container's cgroup (None: the process group is the container)."""
         return self._cgroup

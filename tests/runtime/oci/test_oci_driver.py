@@ -1,0 +1,256 @@
+"""The OCI runtime driver through the engine: a real PID 1 under runc, in its own namespaces,
+on a busybox image; checked against /proc, the cgroup files and `runc state`, on both
+backends. Needs root and runc (skipped without, required in CI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from lifecycle import Container, Engine, ImageStore, InvalidArgumentError, SpawnError, State
+from lifecycle.rootfs import mounts_under
+
+from ...images.tools import busybox_system_rootfs, require
+from ...oshelpers import eventually, freezer_state, proc_state, write_freezer
+
+pytestmark = pytest.mark.anyio
+
+RUNC_ROOT = "/run/lifecycle/runc"
+OCI_CGROUPS = Path("/sys/fs/cgroup/freezer/lifecycle-oci")
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("LIFECYCLE_REQUIRE_TOOLS") == "1":
+            pytest.fail("the OCI runtime driver needs root; CI runs as root")
+        pytest.skip("the OCI runtime driver needs root")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> ImageStore:
+    require_root()
+    require("runc")
+    store = ImageStore(tmp_path / "store")
+    await store.import_rootfs(busybox_system_rootfs(tmp_path / "rootfs"), "busybox", cmd=["sh"])
+    return store
+
+
+def state_of(container: Container) -> State:
+    """A fresh read (a type checker narrows a property after one assert)."""
+    return container.state
+
+
+def runc_ids() -> list[str]:
+    listed = subprocess.run(
+        ["runc", "--root", RUNC_ROOT, "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return [entry["id"] for entry in json.loads(listed or "[]") or []]
+
+
+def runc_status(runtime_id: str) -> str:
+    state = subprocess.run(
+        ["runc", "--root", RUNC_ROOT, "state", runtime_id], capture_output=True, check=True
+    )
+    status: str = json.loads(state.stdout)["status"]
+    return status
+
+
+def runtime_id_of(pid: int) -> str:
+    """The runc id of the container PID 1 ``pid`` is in (its freezer cgroup's name)."""
+    with open(f"/proc/{pid}/cgroup", encoding="ascii") as file:
+        path = next(line.split(":", 2)[2] for line in file if ":freezer:" in line).strip()
+    return path.rsplit("/", 1)[-1]
+
+
+@pytest.fixture
+async def engine(store: ImageStore) -> AsyncIterator[Engine]:
+    async with Engine(store=store, runtime="runc") as engine:
+        yield engine
+    # Nothing of ours is left: no runc container, no cgroup, no mount.
+    assert [] == runc_ids()
+    assert [] == [path for path in OCI_CGROUPS.glob("*") if path.is_dir()]
+    assert [] == mounts_under(store.root)
+
+
+async def test_the_command_is_pid_1_in_its_own_namespaces(engine: Engine) -> None:
+    """`echo $$` prints 1; the hostname is the short id; the network has only loopback;
+    the exit code is the command's; the driver is runc."""
+    with anyio.fail_after(30):
+        container = await engine.create(
+            image="busybox",
+            command=["sh", "-c", "echo $$; hostname; ls /sys/class/net; echo oops >&2; exit 3"],
+        )
+        await container.start()
+        assert container.pid is not None
+        assert container.pid != 1  # the host's view of PID 1
+        assert 3 == await container.wait()
+    assert "runc" == container.driver
+    out = [line.text for line in container.logs(stderr=False)]
+    assert ["1", container.short_id, "lo"] == out
+    assert ["oops"] == [line.text for line in container.logs(stdout=False)]
+
+
+async def test_stop_escalates_because_pid_1_ignores_an_unhandled_sigterm(engine: Engine) -> None:
+    """sleep as PID 1 has no SIGTERM handler, so the kernel drops it: stop waits out the
+    timeout and SIGKILLs (137), as `docker stop` does. A shell that traps TERM exits 143."""
+    with anyio.fail_after(30):
+        sleeper = await engine.create(image="busybox", command=["sleep", "60"], stop_timeout=0.5)
+        await sleeper.start()
+        await sleeper.stop()
+        assert (State.STOPPED, 137) == (sleeper.state, sleeper.exit_code)
+        trapper = await engine.create(
+            image="busybox",
+            command=["sh", "-c", "trap 'exit 143' TERM; echo ready; while :; do sleep 0.05; done"],
+            stop_timeout=10,
+        )
+        await trapper.start()
+        await eventually(lambda: any(line.text == "ready" for line in trapper.logs()))
+        await trapper.stop()
+        assert 143 == trapper.exit_code
+
+
+async def test_pause_freezes_and_runc_agrees(engine: Engine) -> None:
+    """pause(): freezer.state FROZEN and `runc state` says paused; unpause(): running."""
+    with anyio.fail_after(30):
+        container = await engine.create(image="busybox", command=["sleep", "60"])
+        await container.start()
+        pid = container.pid
+        assert pid is not None
+        runtime_id = runtime_id_of(pid)
+        await container.pause()
+        assert ("FROZEN", "paused") == (freezer_state(pid), runc_status(runtime_id))
+        assert State.PAUSED == container.state
+        await container.unpause()
+        assert ("THAWED", "running") == (freezer_state(pid), runc_status(runtime_id))
+        await container.kill()
+        assert 137 == await container.wait()
+
+
+async def test_a_pause_from_outside_is_seen_like_an_outside_sigstop(engine: Engine) -> None:
+    """`runc pause`/`runc resume` by hand: the container reads paused, then running, each
+    with its external event."""
+    with anyio.fail_after(30):
+        async with engine.subscribe(actions={"pause", "unpause"}) as events:
+            container = await engine.create(image="busybox", command=["sleep", "60"])
+            await container.start()
+            pid = container.pid
+            assert pid is not None
+            runtime_id = runtime_id_of(pid)
+            await anyio.run_process(["runc", "--root", RUNC_ROOT, "pause", runtime_id])
+            assert State.PAUSED == state_of(container)
+            event = await events.__anext__()
+            assert ("pause", "true") == (event.action, event.attributes["external"])
+            await anyio.run_process(["runc", "--root", RUNC_ROOT, "resume", runtime_id])
+            assert State.RUNNING == state_of(container)
+            event = await events.__anext__()
+            assert ("unpause", "true") == (event.action, event.attributes["external"])
+            await container.kill()
+            await container.wait()
+
+
+async def test_killed_from_outside_and_restarted_by_its_policy(engine: Engine) -> None:
+    """kill -9 of PID 1 from the host: die 137; on-failure brings it back as a new PID 1."""
+    with anyio.fail_after(30):
+        container = await engine.create(
+            image="busybox",
+            command=["sh", "-c", "echo up; exec sleep 60"],
+            restart="on-failure:1",
+        )
+        await container.start()
+        first = container.pid
+        assert first is not None
+        await eventually(lambda: len(container.logs()) == 1)
+        os.kill(first, signal.SIGKILL)
+        await eventually(lambda: container.restart_count == 1 and container.state is State.RUNNING)
+        assert container.pid not in {None, first}
+        await eventually(lambda: len(container.logs()) == 2)
+        assert ["up", "up"] == [line.text for line in container.logs()]
+        await container.stop(timeout=0.5)
+        assert proc_state(first) is None
+
+
+async def test_a_paused_container_killed_from_outside_dies_once_thawed(engine: Engine) -> None:
+    """The kernel's cgroup v1 rule, as in Docker: SIGKILL waits for the thaw."""
+    with anyio.fail_after(30):
+        container = await engine.create(image="busybox", command=["sleep", "60"])
+        await container.start()
+        pid = container.pid
+        assert pid is not None
+        await container.pause()
+        os.kill(pid, signal.SIGKILL)
+        assert State.PAUSED == container.state
+        assert write_freezer(pid, "THAWED")
+        assert 137 == await container.wait()
+        assert State.STOPPED == state_of(container)
+
+
+async def test_a_missing_executable_is_a_spawn_error_and_leaves_nothing(engine: Engine) -> None:
+    """runc's own message, exit code 127; no runc container, cgroup or bundle is left."""
+    with anyio.fail_after(30):
+        container = await engine.create(image="busybox", command=["no-such-command"])
+        with pytest.raises(SpawnError, match="no-such-command") as failed:
+            await container.start()
+        assert 127 == failed.value.exit_code
+        assert State.CREATED == container.state
+        assert [] == runc_ids()
+
+
+async def test_memory_limit_and_the_oom_kill(engine: Engine) -> None:
+    """memory= is the cgroup's limit; a process that exceeds it is OOM-killed: 137 and
+    oom_killed, as Docker's State.OOMKilled. pids_limit is the cgroup's pids.max."""
+    with anyio.fail_after(30):
+        hog = await engine.create(
+            image="busybox",
+            # A shell variable doubled until the kernel's OOM killer ends it.
+            command=["sh", "-c", "x=0123456789; while :; do x=$x$x; done"],
+            memory=16 * 1024 * 1024,
+            pids_limit=20,
+        )
+        await hog.start()
+        pid = hog.pid
+        assert pid is not None
+        runtime_id = runtime_id_of(pid)
+        limit = Path(f"/sys/fs/cgroup/memory/lifecycle-oci/{runtime_id}/memory.limit_in_bytes")
+        pids = Path(f"/sys/fs/cgroup/pids/lifecycle-oci/{runtime_id}/pids.max")
+        assert (16 * 1024 * 1024, "20") == (int(limit.read_text()), pids.read_text().strip())
+        assert 137 == await hog.wait()
+        assert hog.oom_killed
+        calm = await engine.create(image="busybox", command=["true"], memory=16 * 1024 * 1024)
+        await calm.start()
+        assert 0 == await calm.wait()
+        assert not calm.oom_killed
+
+
+async def test_a_plain_command_keeps_the_native_driver(engine: Engine) -> None:
+    """Engine(runtime="runc") runs an argv-only container on the native driver; runc itself
+    refuses one without an image, naming what to do."""
+    with anyio.fail_after(30):
+        plain = await engine.create(["echo", "hi"])
+        assert "native" == plain.driver
+        await plain.start()
+        assert 0 == await plain.wait()
+        with pytest.raises(InvalidArgumentError, match="made from an image"):
+            await engine.create(["echo", "hi"], runtime="runc")
+        with pytest.raises(InvalidArgumentError, match="cannot apply memory"):
+            await engine.create(["echo", "hi"], memory=16 * 1024 * 1024)
+
+
+async def test_network_host_shares_the_hosts_interfaces(engine: Engine) -> None:
+    """network="host": no network namespace of its own (the host's interfaces)."""
+    with anyio.fail_after(30):
+        container = await engine.create(
+            image="busybox", command=["ls", "/sys/class/net"], network="host"
+        )
+        await container.start()
+        assert 0 == await container.wait()
+    assert sorted(os.listdir("/sys/class/net")) == sorted(line.text for line in container.logs())
