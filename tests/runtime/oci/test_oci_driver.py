@@ -1,6 +1,7 @@
-"""The OCI runtime driver through the engine: a real PID 1 under runc, in its own namespaces,
-on a busybox image; checked against /proc, the cgroup files and `runc state`, on both
-backends. Needs root and runc (skipped without, required in CI)."""
+"""The OCI runtime driver through the engine: a real PID 1 under runc and crun, in its own
+namespaces, on a busybox image; checked against /proc, the cgroup files and the runtime's
+`state`, on both backends. Needs root and the runtime (skipped without, required in CI;
+crun also needs the hugetlb v1 controller mounted on a hybrid host, which .ci/run does)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ import pytest
 
 from lifecycle import Container, Engine, ImageStore, InvalidArgumentError, SpawnError, State
 from lifecycle.rootfs import mounts_under
+from lifecycle.runtime.oci import missing_requirement
 
 from ...images.tools import busybox_system_rootfs, require
 from ...oshelpers import eventually, freezer_state, proc_state, write_freezer
 
 pytestmark = pytest.mark.anyio
 
-RUNC_ROOT = "/run/lifecycle/runc"
 OCI_CGROUPS = Path("/sys/fs/cgroup/freezer/lifecycle-oci")
 
 
@@ -33,10 +34,22 @@ def require_root() -> None:
         pytest.skip("the OCI runtime driver needs root")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> ImageStore:
+@pytest.fixture(params=["runc", "crun"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    """Every test runs on runc and on crun."""
+    name: str = request.param
     require_root()
-    require("runc")
+    require(name)
+    missing = missing_requirement(name)
+    if missing is not None:
+        if os.environ.get("LIFECYCLE_REQUIRE_TOOLS") == "1":
+            pytest.fail(f"{missing}; CI requires it")
+        pytest.skip(missing)
+    return name
+
+
+@pytest.fixture
+async def store(tmp_path: Path, runtime: str) -> ImageStore:
     store = ImageStore(tmp_path / "store")
     await store.import_rootfs(busybox_system_rootfs(tmp_path / "rootfs"), "busybox", cmd=["sh"])
     return store
@@ -47,9 +60,9 @@ def state_of(container: Container) -> State:
     return container.state
 
 
-def runc_ids() -> list[str]:
+def runtime_ids(runtime: str) -> list[str]:
     listed = subprocess.run(
-        ["runc", "--root", RUNC_ROOT, "list", "--format", "json"],
+        [runtime, "--root", f"/run/lifecycle/{runtime}", "list", "--format", "json"],
         capture_output=True,
         text=True,
         check=True,
@@ -57,9 +70,11 @@ def runc_ids() -> list[str]:
     return [entry["id"] for entry in json.loads(listed or "[]") or []]
 
 
-def runc_status(runtime_id: str) -> str:
+def runtime_status(runtime: str, runtime_id: str) -> str:
     state = subprocess.run(
-        ["runc", "--root", RUNC_ROOT, "state", runtime_id], capture_output=True, check=True
+        [runtime, "--root", f"/run/lifecycle/{runtime}", "state", runtime_id],
+        capture_output=True,
+        check=True,
     )
     status: str = json.loads(state.stdout)["status"]
     return status
@@ -73,16 +88,16 @@ def runtime_id_of(pid: int) -> str:
 
 
 @pytest.fixture
-async def engine(store: ImageStore) -> AsyncIterator[Engine]:
-    async with Engine(store=store, runtime="runc") as engine:
+async def engine(store: ImageStore, runtime: str) -> AsyncIterator[Engine]:
+    async with Engine(store=store, runtime=runtime) as engine:
         yield engine
-    # Nothing of ours is left: no runc container, no cgroup, no mount.
-    assert [] == runc_ids()
+    # Nothing of ours is left: no runtime container, no cgroup, no mount.
+    assert [] == runtime_ids(runtime)
     assert [] == [path for path in OCI_CGROUPS.glob("*") if path.is_dir()]
     assert [] == mounts_under(store.root)
 
 
-async def test_the_command_is_pid_1_in_its_own_namespaces(engine: Engine) -> None:
+async def test_the_command_is_pid_1_in_its_own_namespaces(engine: Engine, runtime: str) -> None:
     """`echo $$` prints 1; the hostname is the short id; the network has only loopback;
     the exit code is the command's; the driver is runc."""
     with anyio.fail_after(30):
@@ -94,7 +109,7 @@ async def test_the_command_is_pid_1_in_its_own_namespaces(engine: Engine) -> Non
         assert container.pid is not None
         assert container.pid != 1  # the host's view of PID 1
         assert 3 == await container.wait()
-    assert "runc" == container.driver
+    assert runtime == container.driver
     out = [line.text for line in container.logs(stderr=False)]
     assert ["1", container.short_id, "lo"] == out
     assert ["oops"] == [line.text for line in container.logs(stdout=False)]
@@ -119,8 +134,8 @@ async def test_stop_escalates_because_pid_1_ignores_an_unhandled_sigterm(engine:
         assert 143 == trapper.exit_code
 
 
-async def test_pause_freezes_and_runc_agrees(engine: Engine) -> None:
-    """pause(): freezer.state FROZEN and `runc state` says paused; unpause(): running."""
+async def test_pause_freezes_and_the_runtime_agrees(engine: Engine, runtime: str) -> None:
+    """pause(): freezer.state FROZEN and the runtime's `state` says paused; unpause(): running."""
     with anyio.fail_after(30):
         container = await engine.create(image="busybox", command=["sleep", "60"])
         await container.start()
@@ -128,17 +143,19 @@ async def test_pause_freezes_and_runc_agrees(engine: Engine) -> None:
         assert pid is not None
         runtime_id = runtime_id_of(pid)
         await container.pause()
-        assert ("FROZEN", "paused") == (freezer_state(pid), runc_status(runtime_id))
+        assert ("FROZEN", "paused") == (freezer_state(pid), runtime_status(runtime, runtime_id))
         assert State.PAUSED == container.state
         await container.unpause()
-        assert ("THAWED", "running") == (freezer_state(pid), runc_status(runtime_id))
+        assert ("THAWED", "running") == (freezer_state(pid), runtime_status(runtime, runtime_id))
         await container.kill()
         assert 137 == await container.wait()
 
 
-async def test_a_pause_from_outside_is_seen_like_an_outside_sigstop(engine: Engine) -> None:
-    """`runc pause`/`runc resume` by hand: the container reads paused, then running, each
-    with its external event."""
+async def test_a_pause_from_outside_is_seen_like_an_outside_sigstop(
+    engine: Engine, runtime: str
+) -> None:
+    """`runc pause`/`resume` (or crun's) by hand: the container reads paused, then running,
+    each with its external event."""
     with anyio.fail_after(30):
         async with engine.subscribe(actions={"pause", "unpause"}) as events:
             container = await engine.create(image="busybox", command=["sleep", "60"])
@@ -146,11 +163,15 @@ async def test_a_pause_from_outside_is_seen_like_an_outside_sigstop(engine: Engi
             pid = container.pid
             assert pid is not None
             runtime_id = runtime_id_of(pid)
-            await anyio.run_process(["runc", "--root", RUNC_ROOT, "pause", runtime_id])
+            await anyio.run_process(
+                [runtime, "--root", f"/run/lifecycle/{runtime}", "pause", runtime_id]
+            )
             assert State.PAUSED == state_of(container)
             event = await events.__anext__()
             assert ("pause", "true") == (event.action, event.attributes["external"])
-            await anyio.run_process(["runc", "--root", RUNC_ROOT, "resume", runtime_id])
+            await anyio.run_process(
+                [runtime, "--root", f"/run/lifecycle/{runtime}", "resume", runtime_id]
+            )
             assert State.RUNNING == state_of(container)
             event = await events.__anext__()
             assert ("unpause", "true") == (event.action, event.attributes["external"])
@@ -194,15 +215,17 @@ async def test_a_paused_container_killed_from_outside_dies_once_thawed(engine: E
         assert State.STOPPED == state_of(container)
 
 
-async def test_a_missing_executable_is_a_spawn_error_and_leaves_nothing(engine: Engine) -> None:
-    """runc's own message, exit code 127; no runc container, cgroup or bundle is left."""
+async def test_a_missing_executable_is_a_spawn_error_and_leaves_nothing(
+    engine: Engine, runtime: str
+) -> None:
+    """The runtime's own message, exit code 127; no container, cgroup or bundle is left."""
     with anyio.fail_after(30):
         container = await engine.create(image="busybox", command=["no-such-command"])
         with pytest.raises(SpawnError, match="no-such-command") as failed:
             await container.start()
         assert 127 == failed.value.exit_code
         assert State.CREATED == container.state
-        assert [] == runc_ids()
+        assert [] == runtime_ids(runtime)
 
 
 async def test_memory_limit_and_the_oom_kill(engine: Engine) -> None:
@@ -254,3 +277,27 @@ async def test_network_host_shares_the_hosts_interfaces(engine: Engine) -> None:
         await container.start()
         assert 0 == await container.wait()
     assert sorted(os.listdir("/sys/class/net")) == sorted(line.text for line in container.logs())
+
+
+def test_crun_on_a_hybrid_host_without_hugetlb_is_refused_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v1 controllers beside a cgroup2 mount and no hugetlb v1 mount: crun would refuse
+    ("cgroups in hybrid mode"); the driver says so, with the commands that fix it."""
+    from lifecycle.runtime.oci import _driver  # noqa: PLC0415
+
+    require_root()
+    require("crun")
+    (tmp_path / "freezer").mkdir()
+    (tmp_path / "freezer" / "tasks").touch()
+    (tmp_path / "unified").mkdir()
+    (tmp_path / "unified" / "cgroup.controllers").touch()
+    monkeypatch.setattr(_driver, "CGROUP_MOUNT", tmp_path)
+    missing = missing_requirement("crun")
+    assert missing is not None
+    assert "hybrid mode" in missing
+    assert "mount -t cgroup -o hugetlb" in missing
+    assert missing_requirement("runc") is None  # runc does not mind
+    (tmp_path / "hugetlb").mkdir()
+    (tmp_path / "hugetlb" / "tasks").touch()
+    assert missing_requirement("crun") is None
