@@ -11,6 +11,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -92,6 +93,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         leaked = [line.split()[4] for line in mountinfo if "pytest-of-" in line.split()[4]]
     if leaked:
         print(f"\nmounts left behind by the tests: {leaked}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    # Nor an OCI runtime's container, bundle or cgroup, nor a native container's cgroup.
+    left: list[str] = []
+    for runtime in ("runc", "crun"):
+        state = Path("/run/lifecycle") / runtime
+        if state.is_dir():
+            left += [f"{runtime} container {entry.name}" for entry in state.iterdir()]
+    bundles = Path("/run/lifecycle/bundles")
+    if bundles.is_dir():
+        left += [f"bundle directory {entry}" for entry in bundles.iterdir()]
+    for hierarchy in ("freezer", "pids", "memory"):
+        for parent in ("lifecycle-oci", f"lifecycle/{os.getpid()}-*"):
+            left += [
+                f"cgroup {path}"
+                for path in Path("/sys/fs/cgroup", hierarchy).glob(f"{parent}/*")
+                if path.is_dir()
+            ]
+    if left:
+        print(f"\nleft behind by the tests: {left}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -13,6 +13,7 @@ graph at the end.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -21,11 +22,13 @@ from pathlib import Path
 
 import anyio
 
+from lifecycle._errors import SpawnError
 from lifecycle._files import write_atomically
 from lifecycle._polling import poll_until
 from lifecycle.engine import Container, Engine
 from lifecycle.events import Event
 from lifecycle.graph import render_async
+from lifecycle.images import ImageStore
 
 __all__ = ["run_demo"]
 
@@ -186,6 +189,41 @@ async def _tour(tour: _Tour) -> None:
     )
 
 
+async def _image_container(scratch: Path) -> None:
+    """Where root, runc and a static busybox are: a real PID 1 in its own namespaces."""
+    busybox = shutil.which("busybox")
+    if os.geteuid() != 0 or busybox is None or shutil.which("runc") is None:
+        print("\n(no image container: it needs root, runc and busybox-static)")
+        return
+    rootfs = scratch / "busybox-rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    (rootfs / "bin" / "sh").symlink_to("busybox")
+    store = ImageStore(scratch / "store")
+    await store.import_rootfs(rootfs, "busybox", cmd=["sh"])
+    async with Engine(store=store, runtime="runc") as engine:
+        box = await engine.create(
+            image="busybox",
+            name="box",
+            command=[
+                "sh",
+                "-c",
+                "echo pid $$ on $(busybox hostname), network: $(busybox ls /sys/class/net)",
+            ],
+        )
+        print("\n== box: an image container under runc (a real PID 1 in its own namespaces)")
+        try:
+            await box.start()
+        except SpawnError as error:
+            print(f"   could not start: {error.reason}")
+            return
+        host_pid = box.pid
+        code = await box.wait()
+        for line in box.logs():
+            print(f"   {line.text}")
+        print(f"   exit code {code}; on the host it was pid {host_pid}; driver {box.driver}")
+
+
 async def run_demo(out_dir: Path) -> list[Path]:
     """Tour every transition on real processes; write the pictures into ``out_dir``."""
     print("lifecycle demo: every edge of the transition table, on real processes.")
@@ -204,6 +242,7 @@ async def run_demo(out_dir: Path) -> list[Path]:
                 await anyio.to_thread.run_sync(write_atomically, fleet, svg)
                 tour.written.append(fleet)
                 printer.cancel_scope.cancel()
+        await _image_container(Path(scratch))
     print(f"\nWrote {len(tour.written)} pictures into {out_dir}/:")
     for path in tour.written:
         print(f"  {path}")
