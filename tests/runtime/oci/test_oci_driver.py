@@ -19,6 +19,7 @@ from lifecycle import Container, Engine, ImageStore, InvalidArgumentError, Spawn
 from lifecycle.rootfs import mounts_under
 from lifecycle.runtime.oci import missing_requirement
 
+from ...helpers import run_cli
 from ...images.tools import busybox_system_rootfs, require
 from ...oshelpers import eventually, freezer_state, proc_state, write_freezer
 
@@ -301,3 +302,21 @@ def test_crun_on_a_hybrid_host_without_hugetlb_is_refused_with_the_fix(
     (tmp_path / "hugetlb").mkdir()
     (tmp_path / "hugetlb" / "tasks").touch()
     assert missing_requirement("crun") is None
+
+
+def test_lifecycle_run_with_an_image_prints_pid_1(tmp_path: Path, runtime: str) -> None:
+    """`lifecycle run --image busybox -- sh -c 'echo $$'` prints 1 and exits with the
+    command's status; a missing command is 127 with the runtime's message."""
+    root = tmp_path / "store"
+    imported = run_cli(
+        "image", "import", str(busybox_system_rootfs(tmp_path / "rootfs")), "busybox",
+        "--root", str(root), cwd=tmp_path,
+    )  # fmt: skip
+    assert 0 == imported.returncode, imported.stderr.decode()
+    options = ["run", "--image", "busybox", "--runtime", runtime, "--root", str(root), "--"]
+    printed = run_cli(*options, "sh", "-c", "echo $$", cwd=tmp_path)
+    assert (0, b"1\n") == (printed.returncode, printed.stdout), printed.stderr.decode()
+    assert 7 == run_cli(*options, "sh", "-c", "exit 7", cwd=tmp_path).returncode
+    missing = run_cli(*options, "no-such-command", cwd=tmp_path)
+    assert 127 == missing.returncode
+    assert b"no-such-command" in missing.stderr
