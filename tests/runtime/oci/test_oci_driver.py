@@ -9,13 +9,22 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
 import pytest
 
-from lifecycle import Container, Engine, ImageStore, InvalidArgumentError, SpawnError, State
+from lifecycle import (
+    TRANSITIONS,
+    Container,
+    Engine,
+    ImageStore,
+    InvalidArgumentError,
+    SpawnError,
+    State,
+    Trigger,
+)
 from lifecycle.rootfs import mounts_under
 from lifecycle.runtime.oci import missing_requirement
 
@@ -320,3 +329,96 @@ def test_lifecycle_run_with_an_image_prints_pid_1(tmp_path: Path, runtime: str) 
     missing = run_cli(*options, "no-such-command", cwd=tmp_path)
     assert 127 == missing.returncode
     assert b"no-such-command" in missing.stderr
+
+
+ROWS = [
+    (source, trigger, dest)
+    for source, row in TRANSITIONS.items()
+    if source is not None
+    for trigger, dest in row.items()
+]
+# PID 1 is a shell that traps TERM (PID 1 gets no default action) and waits for a child;
+# "die" is that child killed from the host: the shell then exits 4.
+TABLE_COMMAND = ["sh", "-c", "trap 'exit 143' TERM; sleep 1000 & wait $!; exit 4"]
+
+
+def child_of(pid: int) -> int | None:
+    """The one child of ``pid`` (the container's sleep), read from /proc."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as file:
+            children = file.read().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+async def make_it_die(container: Container) -> None:
+    """Running: its child is killed from the host, so PID 1 exits 4. Paused: PID 1 itself is
+    SIGKILLed from the host and thawed from outside (frozen tasks die only when thawed)."""
+    pid = container.pid
+    assert pid is not None
+    if container.state is State.PAUSED:
+        os.kill(pid, signal.SIGKILL)
+        write_freezer(pid, "THAWED")
+    else:
+        await eventually(lambda: child_of(pid) is not None)
+        os.kill(child_of(pid) or 0, signal.SIGKILL)
+    await container.wait()
+
+
+async def bring_to(container: Container, state: State) -> None:
+    if state in (State.RUNNING, State.PAUSED, State.STOPPED):
+        await container.start()
+        # Its child exists once the shell has set its TERM trap: a stop signal before that
+        # would reach a PID 1 with no handler and be dropped (Docker has the same race).
+        await eventually(lambda: child_of(container.pid or 0) is not None)
+    if state is State.PAUSED:
+        await container.pause()
+    if state is State.STOPPED:
+        await container.stop()
+
+
+@pytest.mark.parametrize(("source", "trigger", "dest"), ROWS, ids=str)
+async def test_table_row_on_a_real_pid_1(
+    engine: Engine, source: State, trigger: Trigger, dest: State
+) -> None:
+    """Each legal (state, trigger) reaches DESIGN.md's target under the OCI runtime, and the
+    OS agrees: running is a live PID 1, paused is FROZEN, stopped is no PID 1."""
+    actions: dict[Trigger, Callable[[Container], Awaitable[object]]] = {
+        Trigger.START: lambda c: c.start(),
+        Trigger.PAUSE: lambda c: c.pause(),
+        Trigger.UNPAUSE: lambda c: c.unpause(),
+        Trigger.STOP: lambda c: c.stop(),
+        Trigger.KILL: lambda c: c.kill(),
+        Trigger.RESTART: lambda c: c.restart(),
+        Trigger.REMOVE: lambda c: c.remove(),
+        Trigger.DIE: make_it_die,
+    }
+    with anyio.fail_after(30):
+        container = await engine.create(image="busybox", command=TABLE_COMMAND, stop_timeout=5)
+        await bring_to(container, source)
+        assert source == container.state
+        before = container.pid
+        await actions[trigger](container)
+        assert dest == container.state
+        pid = container.pid
+        if dest is State.RUNNING:
+            assert pid is not None
+            assert proc_state(pid) in {"R", "S", "D"}
+        elif dest is State.PAUSED:
+            assert pid is not None
+            assert "FROZEN" == freezer_state(pid)
+        else:
+            assert pid is None
+        gone = dest in {State.STOPPED, State.DELETED} or trigger is Trigger.RESTART
+        if before is not None and gone and trigger is not Trigger.UNPAUSE:
+            assert proc_state(before) is None  # that PID 1, and its namespace, are gone
+        expected = {
+            Trigger.STOP: 143,
+            Trigger.KILL: 137,
+            Trigger.DIE: 137 if source is State.PAUSED else 4,
+        }
+        if trigger in expected:
+            assert expected[trigger] == container.exit_code
+        if container.state is not State.DELETED:
+            await container.remove(force=True)
