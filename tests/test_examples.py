@@ -135,3 +135,13 @@ def test_containment_benchmark_still_runs() -> None:
         return
     for text in ("asyncio: cycles/s cgroup", "trio: cycles/s cgroup", "unpause"):
         assert text in output
+
+
+@pytest.mark.timeout(300)
+def test_oci_benchmark_still_runs() -> None:
+    """benchmarks/oci.py runs end to end in its tiny CI size (as root with runc)."""
+    output = quick_benchmark("oci.py")
+    if "nothing to measure" in output:
+        return
+    for text in ("engine (runc)", "raw runc by hand", "runc run", "exit detection"):
+        assert text in output
