@@ -16,6 +16,7 @@ after the exit has been reported (exit detection stays event-fast).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -117,6 +118,7 @@ class OciDriver:
         if self._task_group is not None:
             raise RuntimeError(f"an OciDriver serves one engine, once ({self!r})")
         self._subreaper.acquire()  # PID 1 is re-parented to us when `create` exits
+        _sweep_empty_bundle_directories(self._bundles.parent)
         self._task_group = task_group
         self._dispatcher.start(task_group, self._multiplexer.run)
 
@@ -268,6 +270,23 @@ class OciDriver:
         self._multiplexer.close()
         await anyio.to_thread.run_sync(remove_tree, self._bundles)
         self._subreaper.release()
+
+
+def _sweep_empty_bundle_directories(parent: Path) -> None:
+    """Remove the empty bundle directories of engines that no longer run (killed ones).
+
+    One that still holds a bundle is left: its container may still run, which is for a
+    restore (issue 18) to settle, not for a sweep to kill.
+    """
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        pid, _, _ = entry.name.partition("-")
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            with contextlib.suppress(OSError):
+                entry.rmdir()
 
 
 @final

@@ -422,3 +422,33 @@ async def test_table_row_on_a_real_pid_1(
             assert expected[trigger] == container.exit_code
         if container.state is not State.DELETED:
             await container.remove(force=True)
+
+
+async def test_user_and_cpu_options_reach_the_container(engine: Engine) -> None:
+    """user= is looked up in the image's /etc/passwd; cpu_shares and cpus are the cgroup's
+    cpu.shares and a CFS quota per 100 ms period; an unknown user fails the start (125)."""
+    with anyio.fail_after(30):
+        container = await engine.create(
+            image="busybox",
+            command=["sh", "-c", "id -u; id -g; sleep 60"],
+            user="nobody",
+            cpu_shares=512,
+            cpus=0.5,
+        )
+        await container.start()
+        pid = container.pid
+        assert pid is not None
+        await eventually(lambda: len(container.logs()) == 2)
+        assert ["65534", "65534"] == [line.text for line in container.logs()]
+        cpu = Path("/sys/fs/cgroup/cpu/lifecycle-oci") / runtime_id_of(pid)
+        assert "512" == (cpu / "cpu.shares").read_text().strip()
+        assert ("50000", "100000") == (
+            (cpu / "cpu.cfs_quota_us").read_text().strip(),
+            (cpu / "cpu.cfs_period_us").read_text().strip(),
+        )
+        await container.kill()
+        await container.wait()
+        stranger = await engine.create(image="busybox", command=["true"], user="nobody-here")
+        with pytest.raises(SpawnError, match="nobody-here") as failed:
+            await stranger.start()
+        assert 125 == failed.value.exit_code
