@@ -452,3 +452,52 @@ async def test_user_and_cpu_options_reach_the_container(engine: Engine) -> None:
         with pytest.raises(SpawnError, match="nobody-here") as failed:
             await stranger.start()
         assert 125 == failed.value.exit_code
+
+
+async def test_a_cancelled_stop_still_ends_the_container(engine: Engine) -> None:
+    """A stop cancelled in its grace period SIGKILLs and reaps PID 1 (shielded), the container
+    is stopped, then the cancellation propagates; nothing of it is left."""
+    with anyio.fail_after(30):
+        container = await engine.create(image="busybox", command=["sleep", "60"], stop_timeout=30)
+        await container.start()
+        pid = container.pid
+        assert pid is not None
+        with anyio.move_on_after(0.2) as scope:
+            await container.stop()  # sleep ignores SIGTERM as PID 1: waits the 30 s grace
+        assert scope.cancelled_caught
+        assert (State.STOPPED, 137) == (container.state, container.exit_code)
+        assert proc_state(pid) is None
+
+
+async def test_logs_follow_and_wait_conditions(engine: Engine) -> None:
+    """logs(follow=True) yields each line as it comes until the container stops for good;
+    wait("next-exit") returns at the next exit, wait("removed") at the removal."""
+    with anyio.fail_after(30):
+        container = await engine.create(
+            image="busybox", command=["sh", "-c", "echo one; echo two; exit 5"]
+        )
+        seen: list[str] = []
+        async with anyio.create_task_group() as group:
+
+            async def follow() -> None:
+                async for line in container.logs(follow=True):
+                    seen.append(line.text)
+
+            async def next_exit() -> None:
+                assert 5 == await container.wait("next-exit")
+
+            group.start_soon(next_exit)
+            await anyio.wait_all_tasks_blocked()
+            await container.start()
+            group.start_soon(follow)
+        assert ["one", "two"] == seen
+        async with anyio.create_task_group() as group:
+            codes: list[int] = []
+
+            async def removed() -> None:
+                codes.append(await container.wait("removed"))
+
+            group.start_soon(removed)
+            await anyio.wait_all_tasks_blocked()
+            await container.remove()
+        assert [5] == codes
