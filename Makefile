@@ -32,6 +32,8 @@ pytest: $(STAMP)
 # The benchmark suite (a few minutes; prints the table the README quotes).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/suite.py
+	$(BIN)/python benchmarks/containment.py
+	$(BIN)/python benchmarks/oci.py
 
 # The long reliability profiles: 10,000 lifecycles, PID-wrapping churn, a long Hypothesis run.
 soak: $(STAMP)
