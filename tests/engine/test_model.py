@@ -77,7 +77,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
             anyio.from_thread.start_blocking_portal(self.backend)
         )
         self.engine: Engine = self.stack.enter_context(
-            self.portal.wrap_async_context_manager(Engine())
+            self.portal.wrap_async_context_manager(self.make_engine())
         )
         self.events: Subscription = self.stack.enter_context(
             self.portal.wrap_async_context_manager(self.engine.subscribe(lossless=True))
@@ -91,6 +91,26 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
         self.stack.close()
         leftovers = dict(children_of_this_process())
         assert {} == leftovers, leftovers
+
+    # -- what a subclass for another driver changes (tests/runtime/oci/test_oci_model.py) --
+
+    def make_engine(self) -> Engine:
+        return Engine()
+
+    def new_container(self, forks: bool, policy: str) -> tuple[Container, Path]:
+        """A shell that echoes a line from its fifo and exits 4 (with ``forks``, beside a
+        background sleep); returns it and the fifo's path on this host."""
+        fifo = self.scratch / f"fifo{len(self.all)}"
+        os.mkfifo(fifo)
+        background = "sleep 600 & " if forks else ""
+        command = ["sh", "-c", f'{background}read line < {fifo}; echo "got $line"; exit 4']
+        container: Container = self.call(lambda: self.engine.create(command, restart=policy))
+        return container, fifo
+
+    def assert_no_zombies(self) -> None:
+        """No child of this process is a zombie: every exit was reaped when committed."""
+        zombies = {pid: s for pid, s in children_of_this_process().items() if s == "Z"}
+        assert {} == zombies, {pid: _comm(pid) for pid in zombies}
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -187,11 +207,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
         second member in its group (a background sleep) that must be stopped with it,
         paused with it and gone with it. A restart policy brings it back after an exit
         nobody asked for (100 ms later, then 200 ms...), racing the next rules."""
-        fifo = self.scratch / f"fifo{len(self.all)}"
-        os.mkfifo(fifo)
-        background = "sleep 600 & " if forks else ""
-        command = ["sh", "-c", f'{background}read line < {fifo}; echo "got $line"; exit 4']
-        container: Container = self.call(lambda: self.engine.create(command, restart=policy))
+        container, fifo = self.new_container(forks, policy)
         self.fifos[container.id] = fifo
         self.all.append(container)
         return container
@@ -371,8 +387,7 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
                 assert pid is None
                 for group in self.groups.get(container.id, ()):
                     assert [] == group_alive(group), (container, group)
-        zombies = {pid: s for pid, s in children_of_this_process().items() if s == "Z"}
-        assert {} == zombies
+        self.assert_no_zombies()
         rows = {
             (source, trigger, dest)
             for source, row in TRANSITIONS.items()
@@ -390,6 +405,14 @@ class LifecycleAgainstTheOS(RuleBasedStateMachine):
                 if event.action == "die":
                     assert event.attributes["exitCode"].isdigit()
             assert seen[container.id][0] == walked, (container, self.walks.get(container.id))
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as file:
+            return file.read(80)
+    except OSError:
+        return "gone"
 
 
 PROFILE = settings(
