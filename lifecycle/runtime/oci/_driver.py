@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import select
 import shutil
 import signal
 from collections.abc import Callable, Iterator, Mapping
@@ -191,7 +192,15 @@ class OciDriver:
         except BaseException:
             for read_end, _ in pipes:
                 os.close(read_end)
+            # A runtime that died after making the container (killed, say) left PID 1
+            # waiting for `start`, re-parented to us: delete kills it, and we reap it.
+            leftover = _open_pid_file(bundle / "pid")
             await self._delete(runtime_id, bundle)
+            if leftover is not None:
+                await poll_until(lambda: _has_exited(leftover), 5)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitid(os.P_PIDFD, leftover, os.WEXITED | os.WNOHANG)  # noqa: ASYNC222 -- WNOHANG
+                os.close(leftover)
             raise
         freezer = Cgroup({"freezer": str(CGROUP_MOUNT / "freezer" / CGROUP_PARENT / runtime_id)})
         memory = CGROUP_MOUNT / "memory" / CGROUP_PARENT / runtime_id
@@ -270,6 +279,20 @@ class OciDriver:
         self._multiplexer.close()
         await anyio.to_thread.run_sync(remove_tree, self._bundles)
         self._subreaper.release()
+
+
+def _open_pid_file(path: Path) -> int | None:
+    """A pidfd on the process a runtime's --pid-file names (None: no file, or gone)."""
+    try:
+        return os.pidfd_open(int(path.read_text(encoding="ascii").strip()))
+    except (OSError, ValueError):
+        return None
+
+
+def _has_exited(pidfd: int) -> bool:
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _sweep_empty_bundle_directories(parent: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -501,3 +502,32 @@ async def test_logs_follow_and_wait_conditions(engine: Engine) -> None:
             await anyio.wait_all_tasks_blocked()
             await container.remove()
         assert [5] == codes
+
+
+async def test_a_runtime_killed_in_the_middle_of_create_leaves_nothing(
+    store: ImageStore, runtime: str, tmp_path: Path
+) -> None:
+    """The runtime binary SIGKILLed right after it made the container (a wrapper that kills
+    itself): the start fails with the engine's exit code 125, and the driver deletes what the
+    runtime left (its state, cgroups, PID 1 waiting for start) and the bundle."""
+    from lifecycle.runtime.oci import OciDriver  # noqa: PLC0415
+
+    wrapper = tmp_path / f"killed-{runtime}"
+    real = shutil.which(runtime)
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do [ "$a" = create ] && {{ {real} "$@"; kill -9 $$; }}; done\n'
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    driver = OciDriver(str(wrapper), name=runtime)
+    with anyio.fail_after(30):
+        async with Engine(store=store, runtime=runtime, drivers=[driver]) as engine:
+            container = await engine.create(image="busybox", command=["sleep", "60"])
+            with pytest.raises(SpawnError) as failed:
+                await container.start()
+            assert 125 == failed.value.exit_code
+            assert State.CREATED == container.state
+            assert [] == runtime_ids(runtime)
+            assert [] == [path for path in OCI_CGROUPS.glob("*") if path.is_dir()]
+            assert [] == list(Path("/run/lifecycle/bundles").glob("*/*"))
