@@ -185,7 +185,7 @@ def _normalised(name: str) -> str | None:
     if name.startswith("/") or "\x00" in name:
         return None
     path = posixpath.normpath(name)
-    if path == "..." or path.startswith("../") or path == "..":
+    if path == ".." or path.startswith("../"):
         return None
     return "" if path == "." else path
 

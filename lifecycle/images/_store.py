@@ -65,6 +65,7 @@ from lifecycle.images._model import Image, Layer, chain_ids, parse_config, parse
 from lifecycle.images._reference import ImageReference, is_identifier
 from lifecycle.images._registry import RegistryClient
 from lifecycle.images._sources import Source, open_source
+from lifecycle.model import check_whole_number
 
 __all__ = ["ImageStore", "Progress"]
 
@@ -142,11 +143,7 @@ class ImageStore:
         self, root: str | os.PathLike[str], *, max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES
     ) -> None:
         self.root = check_root(root)
-        if isinstance(max_layer_bytes, bool) or not isinstance(max_layer_bytes, int):
-            raise InvalidArgumentError(
-                f"max_layer_bytes must be a whole number, not {max_layer_bytes!r}"
-            )
-        self.max_layer_bytes = max_layer_bytes
+        self.max_layer_bytes = check_whole_number(max_layer_bytes, "max_layer_bytes", minimum=1)
         self._layout = Layout(self.root)
         self._layout.ensure()
         self._cache: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}

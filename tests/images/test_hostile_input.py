@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lifecycle import ImageContentError, ImageStore, UnsafeLayerError
+from lifecycle import ImageContentError, ImageStore, InvalidArgumentError, UnsafeLayerError
 from lifecycle.images._layers import scan_layer
 
 pytestmark = pytest.mark.anyio
@@ -137,6 +137,12 @@ def test_links_that_stay_inside_are_accepted() -> None:
     assert (4, f"sha256:{hashlib.sha256(data).hexdigest()}") == (facts.entries, facts.diff_id)
 
 
+def test_names_made_of_dots_that_do_not_climb_are_accepted() -> None:
+    """ "...", "..x" and "a/..." are ordinary names (only ".." climbs): they are kept."""
+    data = layer(_file("..."), _file("..x"), _file("ok/..."), _file("ok/.hidden"))
+    assert 5 == scan_layer(io.BytesIO(data), "test").entries
+
+
 @pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE])
 def test_devices_are_refused_unless_root(kind: bytes) -> None:
     """A device entry: refused when we could not create it (not root), accepted when we can."""
@@ -246,3 +252,14 @@ async def test_a_descriptor_with_a_bad_digest_is_refused(tmp_path: Path, digest:
     store = ImageStore(tmp_path / "store")
     with anyio.fail_after(30), pytest.raises(ImageContentError, match="not a sha256 digest"):
         await store.import_oci_layout(layout)
+
+
+@pytest.mark.parametrize("bound", [0, -1, True, 1.5, "10"])
+def test_a_layer_bound_that_is_not_a_positive_whole_number_is_refused(
+    tmp_path: Path, bound: object
+) -> None:
+    """max_layer_bytes below one (which would refuse every layer) or not a whole number:
+    InvalidArgumentError naming it; no store is made."""
+    with pytest.raises(InvalidArgumentError, match="max_layer_bytes"):
+        ImageStore(tmp_path / "store", max_layer_bytes=bound)  # type: ignore[arg-type]
+    assert not (tmp_path / "store").exists()
