@@ -10,14 +10,24 @@ from __future__ import annotations
 
 from lifecycle.containment import _procfs as procfs
 from lifecycle.containment._cgroup import Cgroup, CgroupRoot, find_cgroup_root
-from lifecycle.containment._reaper import SubreaperLease, is_subreaper, reap_exited
+from lifecycle.containment._reaper import (
+    UNKNOWN_EXIT_CODE,
+    SubreaperLease,
+    is_subreaper,
+    pidfd_exited,
+    reap,
+    reap_exited,
+)
 
 __all__ = [
+    "UNKNOWN_EXIT_CODE",
     "Cgroup",
     "CgroupRoot",
     "SubreaperLease",
     "find_cgroup_root",
     "is_subreaper",
+    "pidfd_exited",
     "procfs",
+    "reap",
     "reap_exited",
 ]

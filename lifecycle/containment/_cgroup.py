@@ -34,10 +34,12 @@ import contextlib
 import errno
 import itertools
 import os
-import select
 import signal
 import threading
 from typing import Final, final
+
+from lifecycle.containment._procfs import read_stat
+from lifecycle.containment._reaper import pidfd_exited
 
 __all__ = ["Cgroup", "CgroupRoot", "find_cgroup_root"]
 
@@ -274,10 +276,12 @@ class Cgroup:
         """
         sent = 0
         for pid in self.members():
-            if skip_group is not None and _pgrp(pid) == skip_group:
-                continue
+            if skip_group is not None:
+                stat = read_stat(pid)
+                if stat is not None and stat.pgrp == skip_group:
+                    continue
             pidfd = -1 if keep is None else keep.get(pid, -1)
-            if pidfd >= 0 and _has_exited(pidfd):
+            if pidfd >= 0 and pidfd_exited(pidfd):
                 pidfd = -1  # that process is gone and its PID taken again: a new member
             if pidfd < 0:
                 try:
@@ -327,16 +331,3 @@ class Cgroup:
                     raise
                 removed = False
         return removed
-
-
-def _has_exited(pidfd: int) -> bool:
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(0))
-
-
-def _pgrp(pid: int) -> int | None:
-    data = _read(f"/proc/{pid}/stat")
-    if not data:
-        return None
-    return int(data[data.rindex(")") + 2 :].split(" ")[2])

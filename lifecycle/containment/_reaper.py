@@ -23,7 +23,18 @@ import select
 import threading
 from typing import Final
 
-__all__ = ["SubreaperLease", "is_subreaper", "reap_exited"]
+__all__ = [
+    "UNKNOWN_EXIT_CODE",
+    "SubreaperLease",
+    "is_subreaper",
+    "pidfd_exited",
+    "reap",
+    "reap_exited",
+]
+
+# Exit code for an exit status we could not read (someone else reaped the
+# child): 255, moby's value for an exit it could not determine.
+UNKNOWN_EXIT_CODE: Final = 255
 
 _PR_SET_CHILD_SUBREAPER: Final = 36
 _PR_GET_CHILD_SUBREAPER: Final = 37
@@ -83,6 +94,31 @@ class SubreaperLease:
                 _turned_on = False
 
 
+def pidfd_exited(pidfd: int) -> bool:
+    """Whether the process of ``pidfd`` has exited (a pidfd is readable then), reaped or not."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def reap(pidfd: int) -> tuple[int, int | None]:
+    """Reap the exited child of ``pidfd`` (``waitid(P_PIDFD)``): its exit code as the shell
+    gives it (the status, or 128 + N for signal N), and N (None if it exited by itself).
+
+    255 and None when the status is lost (not our child, or reaped by someone else: a
+    ``waitpid(-1)`` watcher). Blocks until it exits: call it once ``pidfd_exited``.
+    """
+    try:
+        result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+    except ChildProcessError:
+        return UNKNOWN_EXIT_CODE, None
+    if result is None:  # pragma: no cover -- only with WNOHANG
+        return UNKNOWN_EXIT_CODE, None
+    if result.si_code == os.CLD_EXITED:
+        return result.si_status, None
+    return 128 + result.si_status, result.si_status  # CLD_KILLED or CLD_DUMPED
+
+
 def reap_exited(pidfds: dict[int, int]) -> None:
     """Reap each process of ``pidfds`` ({key: pidfd}) that has exited and is our child.
 
@@ -91,9 +127,7 @@ def reap_exited(pidfds: dict[int, int]) -> None:
     still running stay.
     """
     for key, pidfd in list(pidfds.items()):
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        if not poller.poll(0):
+        if not pidfd_exited(pidfd):
             continue
         with contextlib.suppress(ChildProcessError):
             os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)

@@ -31,7 +31,6 @@ import contextlib
 import errno
 import functools
 import os
-import select
 import signal
 import subprocess
 import time
@@ -42,7 +41,7 @@ import anyio
 import anyio.to_thread
 
 from lifecycle._polling import poll_until
-from lifecycle.containment import Cgroup, procfs, reap_exited
+from lifecycle.containment import Cgroup, pidfd_exited, procfs, reap, reap_exited
 from lifecycle.runtime import SpawnFailure
 
 __all__ = ["SupervisedProcess"]
@@ -55,9 +54,6 @@ LEFTOVER_TIMEOUT: Final = 5.0
 OUTPUT_DRAIN_TIMEOUT: Final = 2.0
 # A freezer still FREEZING after this many looks is thawed and frozen again.
 FREEZE_RETRY_LOOKS: Final = 10
-# Exit code for an exit status we could not read (someone else reaped the
-# child): 255, moby's value for an exit it could not determine.
-UNKNOWN_EXIT_CODE: Final = 255
 
 # Not the command's fault: this process ran out of something. Exit code 125,
 # what docker run returns when the failure is Docker's own.
@@ -331,11 +327,7 @@ class SupervisedProcess:
 
     def has_exited_now(self) -> bool:
         """Whether the main process has exited, reaped or not (a non-blocking look at the pidfd)."""
-        if self._pidfd is None:
-            return True
-        poller = select.poll()
-        poller.register(self._pidfd, select.POLLIN)
-        return bool(poller.poll(0))
+        return self._pidfd is None or pidfd_exited(self._pidfd)
 
     def stopped_now(self) -> bool:
         """Whether the main process cannot run now: stopped (T) by anyone, or its cgroup frozen."""
@@ -592,19 +584,8 @@ class SupervisedProcess:
         return True
 
     def _reap(self, pidfd: int) -> None:
-        try:
-            result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
-        except ChildProcessError:
-            result = None  # reaped by someone else (a waitpid(-1) watcher): status lost
-        if result is None:
-            self.exit_code = UNKNOWN_EXIT_CODE
-            self._popen.returncode = UNKNOWN_EXIT_CODE
-        elif result.si_code == os.CLD_EXITED:
-            self.exit_code = result.si_status
-            self._popen.returncode = result.si_status
-        else:  # CLD_KILLED or CLD_DUMPED: the shell's 128 + signal number
-            self.exit_code = 128 + result.si_status
-            self._popen.returncode = -result.si_status
+        self.exit_code, killed_by = reap(pidfd)
+        self._popen.returncode = self.exit_code if killed_by is None else -killed_by
         # Popen now knows the child is gone: its finaliser will not waitpid a
         # PID that may already belong to somebody else.
         self._reaped = True

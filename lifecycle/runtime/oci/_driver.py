@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import select
 import shutil
 import signal
 from collections.abc import Callable, Iterator, Mapping
@@ -34,7 +33,7 @@ from anyio.abc import TaskGroup
 from lifecycle._errors import InvalidArgumentError
 from lifecycle._polling import poll_until
 from lifecycle._tasks import ShieldedTasks
-from lifecycle.containment import Cgroup, SubreaperLease
+from lifecycle.containment import Cgroup, SubreaperLease, pidfd_exited
 from lifecycle.model import ContainerSpec
 from lifecycle.runtime import Multiplexer, OutputSink, SpawnFailure
 from lifecycle.runtime.oci._bundle import bundle_config, resolve_user, write_bundle
@@ -84,7 +83,6 @@ class OciDriver:
         "_multiplexer",
         "_name",
         "_runtime",
-        "_starting",
         "_subreaper",
         "_task_group",
         "_watchers",
@@ -102,7 +100,6 @@ class OciDriver:
         self._cleanups = ShieldedTasks()
         self._subreaper = SubreaperLease()
         self._task_group: TaskGroup | None = None
-        self._starting = 0
 
     def __repr__(self) -> str:
         return f"<OciDriver {self._name}>"
@@ -137,11 +134,8 @@ class OciDriver:
 
     @contextmanager
     def starting(self) -> Iterator[None]:
-        self._starting += 1
-        try:
-            yield
-        finally:
-            self._starting -= 1
+        """Nothing to count: every start runs the runtime in a worker thread anyway."""
+        yield
 
     async def spawn(
         self,
@@ -197,7 +191,7 @@ class OciDriver:
             leftover = _open_pid_file(bundle / "pid")
             await self._delete(runtime_id, bundle)
             if leftover is not None:
-                await poll_until(lambda: _has_exited(leftover), 5)
+                await poll_until(lambda: pidfd_exited(leftover), 5)
                 with contextlib.suppress(ChildProcessError):
                     os.waitid(os.P_PIDFD, leftover, os.WEXITED | os.WNOHANG)  # noqa: ASYNC222 -- WNOHANG
                 os.close(leftover)
@@ -287,12 +281,6 @@ def _open_pid_file(path: Path) -> int | None:
         return os.pidfd_open(int(path.read_text(encoding="ascii").strip()))
     except (OSError, ValueError):
         return None
-
-
-def _has_exited(pidfd: int) -> bool:
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(0))
 
 
 def _sweep_empty_bundle_directories(parent: Path) -> None:

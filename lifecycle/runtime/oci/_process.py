@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 from pathlib import Path
 from typing import Final, final
@@ -26,7 +25,7 @@ from typing import Final, final
 import anyio
 
 from lifecycle._polling import poll_until
-from lifecycle.containment import Cgroup, procfs
+from lifecycle.containment import Cgroup, pidfd_exited, procfs, reap
 from lifecycle.runtime.oci._runtime import Runtime, RuntimeCommandError
 
 __all__ = ["OciProcess"]
@@ -34,7 +33,6 @@ __all__ = ["OciProcess"]
 # After PID 1's reap: how long the cgroup may take to show empty, and the output pipes EOF.
 LEFTOVER_TIMEOUT: Final = 5.0
 OUTPUT_DRAIN_TIMEOUT: Final = 2.0
-UNKNOWN_EXIT_CODE: Final = 255
 
 
 @final
@@ -112,11 +110,7 @@ class OciProcess:
         return self.exit_code
 
     def has_exited_now(self) -> bool:
-        if self._pidfd is None:
-            return True
-        poller = select.poll()
-        poller.register(self._pidfd, select.POLLIN)
-        return bool(poller.poll(0))
+        return self._pidfd is None or pidfd_exited(self._pidfd)
 
     def stopped_now(self) -> bool:
         if self._freezer.freezer_state() not in {"THAWED", "GONE"}:
@@ -205,16 +199,7 @@ class OciProcess:
         pidfd = self._pidfd
         if pidfd is None or self._reaped:
             return
-        try:
-            result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
-        except ChildProcessError:
-            result = None  # not re-parented to us (no subreaper?) or reaped by someone else
-        if result is None:
-            self.exit_code = UNKNOWN_EXIT_CODE
-        elif result.si_code == os.CLD_EXITED:
-            self.exit_code = result.si_status
-        else:
-            self.exit_code = 128 + result.si_status
+        self.exit_code, _ = reap(pidfd)  # 255 if not re-parented to us (no subreaper?)
         self._reaped = True
         self.oom_killed = self._oom_kills() > 0
         self.close()
