@@ -53,11 +53,18 @@ class Multiplexer:
         if self._handlers.pop(fd, None) is not None:
             self._epoll.unregister(fd)
 
-    def watch_output(
+    def watch_outputs(
+        self, fds: tuple[int, int], sink: OutputSink, closed: Callable[[], None]
+    ) -> None:
+        """Feed what the stdout and stderr pipes ``fds`` carry to ``sink``; at each one's
+        EOF, close it and call ``closed``."""
+        stdout, stderr = fds
+        self._watch_output(stdout, "stdout", sink, closed)
+        self._watch_output(stderr, "stderr", sink, closed)
+
+    def _watch_output(
         self, fd: int, stream: Stream, sink: OutputSink, closed: Callable[[], None]
     ) -> None:
-        """Feed what pipe ``fd`` carries to ``sink`` as ``stream``; at EOF, close it and call
-        ``closed``."""
         os.set_blocking(fd, False)
 
         def end() -> None:

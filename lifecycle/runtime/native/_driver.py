@@ -248,9 +248,7 @@ class NativeDriver:
 
         multiplexer.watch(pidfd, exited)
         if process.output_fds is not None:
-            stdout, stderr = process.output_fds
-            multiplexer.watch_output(stdout, "stdout", output, process.output_closed)
-            multiplexer.watch_output(stderr, "stderr", output, process.output_closed)
+            multiplexer.watch_outputs(process.output_fds, output, process.output_closed)
 
     async def _complete_exit(self, process: SupervisedProcess, on_exit: Callable[[], None]) -> None:
         try:
