@@ -22,6 +22,7 @@ from ..oshelpers import (
     freezer_state,
     group_alive,
     proc_state,
+    read_proc_stat,
     wait_for_file,
     write_freezer,
 )
@@ -65,9 +66,14 @@ async def escapee(engine: Engine, how: str, tmp_path: Path) -> tuple[Container, 
     await container.start()
     pid = int(await wait_for_file(record))
     assert container.pid is not None
-    await eventually(lambda: proc_state(pid) in {"S", "R"})
-    stat = all_processes()[pid]
-    assert stat.pgrp != container.pid, "the child did not leave the process group"
+    group = container.pid
+
+    def left_the_group() -> bool:
+        # The recorded pid calls setsid()/setpgid() a moment after it is written down.
+        stat = read_proc_stat(pid)
+        return stat is not None and stat.state in {"S", "R"} and stat.pgrp != group
+
+    await eventually(left_the_group)
     return container, pid
 
 
