@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from .oshelpers import MARKER_VARIABLE, children_of_this_process, escaped_test_processes
+from .oshelpers import (
+    MARKER_VARIABLE,
+    children_of_this_process,
+    escaped_test_processes,
+    require_root,
+)
 
 # "ci" bounds the work so the suite stays fast; "soak" is for long local runs
 # (HYPOTHESIS_PROFILE=soak make pytest). No deadline: a loaded CI machine
@@ -41,7 +46,7 @@ def native_containment(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
 
     containment: str = request.param
     if containment == "cgroup":
-        _require_root("cgroup containment")
+        require_root("cgroup containment")
     monkeypatch.setattr(_driver, "DEFAULT_CONTAINMENT", containment)
     return containment
 
@@ -51,16 +56,8 @@ def cgroup_containment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The native driver must contain containers in cgroups (root; else skip, in CI fail)."""
     from lifecycle.runtime.native import _driver  # noqa: PLC0415
 
-    _require_root("cgroup containment")
+    require_root("cgroup containment")
     monkeypatch.setattr(_driver, "DEFAULT_CONTAINMENT", "cgroup")
-
-
-def _require_root(what: str) -> None:
-    if os.geteuid() != 0:
-        reason = f"{what} needs root"
-        if os.environ.get("LIFECYCLE_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{reason}; CI requires it")
-        pytest.skip(reason)
 
 
 # Marks every process this test run starts (children inherit os.environ), so

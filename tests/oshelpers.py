@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 import anyio
+import pytest
 
 __all__ = [
     "MARKER_VARIABLE",
@@ -90,8 +91,9 @@ def whole_group_stopped(pgid: int) -> bool:
     return bool(states) and set(states.values()) == {"T"}
 
 
-def freezer_state(pid: int) -> str | None:
-    """``freezer.state`` of the cgroup v1 freezer cgroup ``pid`` is in (None: the root, or gone)."""
+def freezer_cgroup(pid: int) -> str | None:
+    """The cgroup v1 freezer cgroup ``pid`` is in, as /proc/<pid>/cgroup writes it
+    (``/lifecycle-oci/<id>``); None in the root cgroup, or if ``pid`` is gone."""
     try:
         with open(f"/proc/{pid}/cgroup", encoding="ascii") as file:
             lines = file.read().splitlines()
@@ -99,30 +101,41 @@ def freezer_state(pid: int) -> str | None:
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if "freezer" in controllers.split(",") and path != "/":
-            try:
-                with open(f"/sys/fs/cgroup/freezer{path}/freezer.state", encoding="ascii") as file:
-                    return file.read().strip()
-            except OSError:
-                return None
+        if "freezer" in controllers.split(","):
+            return None if path == "/" else path
     return None
+
+
+def freezer_state(pid: int) -> str | None:
+    """``freezer.state`` of the cgroup v1 freezer cgroup ``pid`` is in (None: the root, or gone)."""
+    path = freezer_cgroup(pid)
+    if path is None:
+        return None
+    try:
+        with open(f"/sys/fs/cgroup/freezer{path}/freezer.state", encoding="ascii") as file:
+            return file.read().strip()
+    except OSError:
+        return None
 
 
 def write_freezer(pid: int, state: str) -> bool:
     """What `runc pause`/`resume` do by hand: write ``state`` (FROZEN, THAWED) to the
     freezer.state of ``pid``'s own cgroup. False if it is in none (the root cgroup)."""
-    try:
-        with open(f"/proc/{pid}/cgroup", encoding="ascii") as file:
-            lines = file.read().splitlines()
-    except OSError:
+    path = freezer_cgroup(pid)
+    if path is None:
         return False
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "freezer" in controllers.split(",") and path != "/":
-            with open(f"/sys/fs/cgroup/freezer{path}/freezer.state", "w", encoding="ascii") as file:
-                file.write(state)
-            return True
-    return False
+    with open(f"/sys/fs/cgroup/freezer{path}/freezer.state", "w", encoding="ascii") as file:
+        file.write(state)
+    return True
+
+
+def require_root(what: str) -> None:
+    """Skip the test unless we are root (in CI, where LIFECYCLE_REQUIRE_TOOLS=1, fail)."""
+    if os.geteuid() != 0:
+        reason = f"{what} needs root"
+        if os.environ.get("LIFECYCLE_REQUIRE_TOOLS") == "1":
+            pytest.fail(f"{reason}; CI runs as root")
+        pytest.skip(reason)
 
 
 def paused_states(pgid: int) -> dict[int, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import REPO
+from .oshelpers import require_root
 
 
 def run_example(name: str, *arguments: str) -> str:
@@ -118,9 +119,7 @@ def test_image_benchmark_still_runs() -> None:
 @pytest.mark.timeout(300)
 def test_rootfs_benchmark_still_runs() -> None:
     """benchmarks/rootfs.py runs in its tiny size (it needs root for the overlay mounts)."""
-    from .rootfs.test_image_containers import require_root  # noqa: PLC0415
-
-    require_root()
+    require_root("the rootfs benchmark (overlay mounts)")
     output = quick_benchmark("rootfs.py")
     for row in ("set-up + tear-down, overlayfs", "set-up + tear-down, vfs", "disk for 10"):
         assert row in output

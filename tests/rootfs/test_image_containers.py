@@ -28,23 +28,20 @@ from lifecycle import (
 from lifecycle.rootfs import mounts_under
 
 from ..images.tools import busybox_rootfs, require, run
-from ..oshelpers import eventually
+from ..oshelpers import eventually, require_root
 
 pytestmark = [pytest.mark.anyio]
 
 SNAPSHOTTERS = ["overlayfs", "vfs"]
 
 
-def require_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("LIFECYCLE_REQUIRE_TOOLS") == "1":
-            pytest.fail("image containers need root (chroot, overlay mounts); CI runs as root")
-        pytest.skip("image containers need root (the native driver chroots into the image)")
+def require_containers_from_images() -> None:
+    require_root("image containers (the native driver chroots, overlay mounts)")
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> ImageStore:
-    require_root()
+    require_containers_from_images()
     store = ImageStore(tmp_path / "store")
     await store.import_rootfs(busybox_rootfs(tmp_path / "rootfs"), "busybox", cmd=["sh"])
     return store

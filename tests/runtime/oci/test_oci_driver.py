@@ -17,7 +17,6 @@ import anyio
 import pytest
 
 from lifecycle import (
-    TRANSITIONS,
     Container,
     Engine,
     ImageStore,
@@ -29,27 +28,33 @@ from lifecycle import (
 from lifecycle.rootfs import mounts_under
 from lifecycle.runtime.oci import missing_requirement
 
+from ...engine.test_engine_table import ROWS
+from ...engine.test_outside_stops import state_now
 from ...helpers import run_cli
 from ...images.tools import busybox_system_rootfs, require
-from ...oshelpers import eventually, freezer_state, proc_state, write_freezer
+from ...oshelpers import (
+    eventually,
+    freezer_cgroup,
+    freezer_state,
+    proc_state,
+    require_root,
+    write_freezer,
+)
 
 pytestmark = pytest.mark.anyio
 
 OCI_CGROUPS = Path("/sys/fs/cgroup/freezer/lifecycle-oci")
 
 
-def require_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("LIFECYCLE_REQUIRE_TOOLS") == "1":
-            pytest.fail("the OCI runtime driver needs root; CI runs as root")
-        pytest.skip("the OCI runtime driver needs root")
+def require_oci_root() -> None:
+    require_root("the OCI runtime driver")
 
 
 @pytest.fixture(params=["runc", "crun"])
 def runtime(request: pytest.FixtureRequest) -> str:
     """Every test runs on runc and on crun."""
     name: str = request.param
-    require_root()
+    require_oci_root()
     require(name)
     missing = missing_requirement(name)
     if missing is not None:
@@ -64,11 +69,6 @@ async def store(tmp_path: Path, runtime: str) -> ImageStore:
     store = ImageStore(tmp_path / "store")
     await store.import_rootfs(busybox_system_rootfs(tmp_path / "rootfs"), "busybox", cmd=["sh"])
     return store
-
-
-def state_of(container: Container) -> State:
-    """A fresh read (a type checker narrows a property after one assert)."""
-    return container.state
 
 
 def runtime_ids(runtime: str) -> list[str]:
@@ -93,8 +93,8 @@ def runtime_status(runtime: str, runtime_id: str) -> str:
 
 def runtime_id_of(pid: int) -> str:
     """The runc id of the container PID 1 ``pid`` is in (its freezer cgroup's name)."""
-    with open(f"/proc/{pid}/cgroup", encoding="ascii") as file:
-        path = next(line.split(":", 2)[2] for line in file if ":freezer:" in line).strip()
+    path = freezer_cgroup(pid)
+    assert path is not None, f"{pid} is in no cgroup of its own"
     return path.rsplit("/", 1)[-1]
 
 
@@ -177,13 +177,13 @@ async def test_a_pause_from_outside_is_seen_like_an_outside_sigstop(
             await anyio.run_process(
                 [runtime, "--root", f"/run/lifecycle/{runtime}", "pause", runtime_id]
             )
-            assert State.PAUSED == state_of(container)
+            assert State.PAUSED == state_now(container)
             event = await events.__anext__()
             assert ("pause", "true") == (event.action, event.attributes["external"])
             await anyio.run_process(
                 [runtime, "--root", f"/run/lifecycle/{runtime}", "resume", runtime_id]
             )
-            assert State.RUNNING == state_of(container)
+            assert State.RUNNING == state_now(container)
             event = await events.__anext__()
             assert ("unpause", "true") == (event.action, event.attributes["external"])
             await container.kill()
@@ -223,7 +223,7 @@ async def test_a_paused_container_killed_from_outside_dies_once_thawed(engine: E
         assert State.PAUSED == container.state
         assert write_freezer(pid, "THAWED")
         assert 137 == await container.wait()
-        assert State.STOPPED == state_of(container)
+        assert State.STOPPED == state_now(container)
 
 
 async def test_a_missing_executable_is_a_spawn_error_and_leaves_nothing(
@@ -297,7 +297,7 @@ def test_crun_on_a_hybrid_host_without_hugetlb_is_refused_with_the_fix(
     ("cgroups in hybrid mode"); the driver says so, with the commands that fix it."""
     from lifecycle.runtime.oci import _driver  # noqa: PLC0415
 
-    require_root()
+    require_oci_root()
     require("crun")
     (tmp_path / "freezer").mkdir()
     (tmp_path / "freezer" / "tasks").touch()
@@ -332,12 +332,6 @@ def test_lifecycle_run_with_an_image_prints_pid_1(tmp_path: Path, runtime: str) 
     assert b"no-such-command" in missing.stderr
 
 
-ROWS = [
-    (source, trigger, dest)
-    for source, row in TRANSITIONS.items()
-    if source is not None
-    for trigger, dest in row.items()
-]
 # PID 1 is a shell that traps TERM (PID 1 gets no default action) and waits for a child;
 # "die" is that child killed from the host: the shell then exits 4.
 TABLE_COMMAND = ["sh", "-c", "trap 'exit 143' TERM; sleep 1000 & wait $!; exit 4"]

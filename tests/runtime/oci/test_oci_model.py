@@ -21,7 +21,7 @@ from lifecycle import Container, Engine, ImageStore
 from ...engine.test_model import SOAK, LifecycleAgainstTheOS
 from ...images.tools import busybox_system_rootfs, require
 from ...oshelpers import children_of_this_process
-from .test_oci_driver import require_root
+from .test_oci_driver import require_oci_root
 
 ZOMBIE_GRACE = 5.0
 COMMAND = (
@@ -63,7 +63,7 @@ class OciLifecycleAgainstTheOS(LifecycleAgainstTheOS):
 
 
 def _require() -> None:
-    require_root()
+    require_oci_root()
     require("runc")
 
 
