@@ -63,21 +63,9 @@ class RawDriver:
     def cycle(self) -> None:
         self.count += 1
         name = f"raw-{os.getpid()}-{self.count}"
-        base = self.scratch / name
-        upper, work, merged, bundle = (base / part for part in ("upper", "work", "merged", "b"))
-        for directory in (upper, work, merged, bundle):
-            directory.mkdir(parents=True)
-        options = f"lowerdir={self.lower},upperdir={upper},workdir={work}"
-        subprocess.run(
-            ["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], check=True
+        base, merged, bundle = overlay_bundle(
+            self.lower, self.scratch / name, name, ["sleep", "60"]
         )
-        spec = dataclasses.replace(
-            ContainerSpec.build(["sleep", "60"], inherit_env=False),
-            rootfs=str(merged),
-            hostname=name,
-        )
-        config = bundle_config(spec, {"PATH": "/bin"}, cgroups_path=f"/lifecycle-bench/{name}")
-        (bundle / "config.json").write_text(json.dumps(config))
         self.runc("create", "--bundle", str(bundle), "--pid-file", str(bundle / "pid"), name)
         pid = int((bundle / "pid").read_text())
         pidfd = os.pidfd_open(pid)
@@ -90,6 +78,22 @@ class RawDriver:
         self.runc("delete", "--force", name)
         subprocess.run(["umount", str(merged)], check=True)
         shutil.rmtree(base)
+
+
+def overlay_bundle(lower: Path, base: Path, name: str, argv: list[str]) -> tuple[Path, Path, Path]:
+    """An overlay on ``lower`` under ``base`` and a bundle with a config.json running ``argv``
+    on it, as the engine's driver writes one: (base, the mounted root, the bundle)."""
+    upper, work, merged, bundle = (base / part for part in ("upper", "work", "merged", "b"))
+    for directory in (upper, work, merged, bundle):
+        directory.mkdir(parents=True)
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], check=True)
+    spec = dataclasses.replace(
+        ContainerSpec.build(argv, inherit_env=False), rootfs=str(merged), hostname=name
+    )
+    config = bundle_config(spec, {"PATH": "/bin"}, cgroups_path=f"/lifecycle-bench/{name}")
+    (bundle / "config.json").write_text(json.dumps(config))
+    return base, merged, bundle
 
 
 def podman(*arguments: str) -> str:
@@ -216,17 +220,7 @@ async def measure(rounds: int, cycles: int, scratch: Path) -> None:  # noqa: PLR
 def run_true(rootfs: Path, scratch: Path) -> None:
     """`runc run` of `true` on a fresh overlay, as the engine's start of `true` does."""
     name = f"run-{time.monotonic_ns()}"
-    base = scratch / name
-    upper, work, merged, bundle = (base / part for part in ("upper", "work", "merged", "b"))
-    for directory in (upper, work, merged, bundle):
-        directory.mkdir(parents=True)
-    options = f"lowerdir={rootfs},upperdir={upper},workdir={work}"
-    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], check=True)
-    spec = dataclasses.replace(
-        ContainerSpec.build(["true"], inherit_env=False), rootfs=str(merged), hostname=name
-    )
-    config = bundle_config(spec, {"PATH": "/bin"}, cgroups_path=f"/lifecycle-bench/{name}")
-    (bundle / "config.json").write_text(json.dumps(config))
+    base, merged, bundle = overlay_bundle(rootfs, scratch / name, name, ["true"])
     subprocess.run(
         ["runc", "--root", RAW_ROOT, "run", "--bundle", str(bundle), name],
         check=True,
