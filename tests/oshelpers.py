@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Callable
@@ -120,12 +121,20 @@ def freezer_state(pid: int) -> str | None:
 
 def write_freezer(pid: int, state: str) -> bool:
     """What `runc pause`/`resume` do by hand: write ``state`` (FROZEN, THAWED) to the
-    freezer.state of ``pid``'s own cgroup. False if it is in none (the root cgroup)."""
+    freezer.state of ``pid``'s own cgroup. False if it is in none (the root cgroup), or if
+    the cgroup went away meanwhile: a process killed a moment before is reaped and its
+    cgroup removed by the engine between reading /proc/<pid>/cgroup and this write (the
+    kernel then answers ENODEV for the open file, ENOENT for the path)."""
     path = freezer_cgroup(pid)
     if path is None:
         return False
-    with open(f"/sys/fs/cgroup/freezer{path}/freezer.state", "w", encoding="ascii") as file:
-        file.write(state)
+    try:
+        with open(f"/sys/fs/cgroup/freezer{path}/freezer.state", "w", encoding="ascii") as file:
+            file.write(state)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENODEV):
+            return False
+        raise
     return True
 
 
