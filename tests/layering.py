@@ -44,8 +44,9 @@ LAYERS: Final[tuple[tuple[int, str, str], ...]] = (
     (7, "lifecycle.runtime.native", "driver: process group or cgroup, pidfd, epoll, freezer"),
     (7, "lifecycle.runtime.oci", "driver: runc/crun bundle, PID 1 by pidfd, runc pause"),
     (8, "lifecycle.engine", "Engine, Container, restarts, termination"),
-    (9, "lifecycle.cli", "lifecycle run / demo / diagram"),
-    (10, "lifecycle", "the public face: __init__ and __main__"),
+    (9, "lifecycle.api", "the Docker Engine API on a unix socket (h11)"),
+    (10, "lifecycle.cli", "lifecycle run / demo / diagram / serve"),
+    (11, "lifecycle", "the public face: __init__ and __main__"),
 )
 RANKS: Final[Mapping[str, int]] = {unit: rank for rank, unit, _ in LAYERS}
 # Drivers: imported by no module outside themselves (the registry loads them by name).

@@ -1,4 +1,4 @@
-"""The ``lifecycle`` command line: ``run``, ``demo``, ``diagram``, ``images``, ``image ...``.
+"""The ``lifecycle`` command line: ``run``, ``demo``, ``diagram``, ``serve``, ``image ...``.
 
 Exit status of ``diagram`` and ``demo``: 0 on success, 2 for a usage error
 (argparse's convention), 1 when the command fails (for example PNG asked for
@@ -25,6 +25,7 @@ from lifecycle._version import __version__
 from lifecycle.cli._demo import run_demo
 from lifecycle.cli._images import IMAGE_COMMANDS, add_image_commands, run_image_command
 from lifecycle.cli._run import EXIT_LIFECYCLE_FAILED, RunOptions, run_container
+from lifecycle.cli._serve import ServerError, add_serve_command, run_serve
 from lifecycle.graph import IN_PROCESS_FORMATS, SYSTEM_DOT_FORMATS, lifecycle_graph, render_source
 from lifecycle.model import DEFAULT_STOP_TIMEOUT, State
 
@@ -196,6 +197,7 @@ def _build_parser() -> _Parser:
         help=f"where to write the pictures (default: {DEFAULT_DEMO_DIR}/)",
     )
     _add_logging_options(demo, "info")
+    _add_logging_options(add_serve_command(commands), "info")
     add_image_commands(commands)
     return parser
 
@@ -295,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arguments.subcommand == "demo":
             _configure_logging(arguments)
             anyio.run(run_demo, arguments.out, backend=arguments.backend)
+        elif arguments.subcommand == "serve":
+            _configure_logging(arguments)
+            run_serve(arguments)
         elif arguments.subcommand in IMAGE_COMMANDS:
             run_image_command(arguments)
     except BrokenPipeError:
@@ -302,7 +307,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except (_Failure, LifecycleError, OSError, argparse.ArgumentTypeError, ValueError) as error:
+    except (
+        _Failure,
+        LifecycleError,
+        ServerError,
+        OSError,
+        argparse.ArgumentTypeError,
+        ValueError,
+    ) as error:
         print(f"lifecycle: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
