@@ -19,7 +19,7 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
-from lifecycle._errors import LifecycleError
+from lifecycle._errors import LifecycleError, SpawnError
 from lifecycle.api._formats import (
     ContainerRecord,
     container_inspect,
@@ -365,7 +365,15 @@ async def start(state: ApiState, request: Request, reference: str) -> Response:
     container = state.container(reference)
     if container.state in (State.RUNNING, State.PAUSED):
         return _NOT_MODIFIED
-    await container.start()
+    try:
+        await container.start()
+    except SpawnError:
+        # moby's containerStart removes an AutoRemove container whose start failed, and
+        # `docker run --rm` waits for that removal before it reports the error.
+        if state.record(container).auto_remove:
+            with anyio.CancelScope(shield=True):
+                await container.remove()
+        raise
     return _NO_CONTENT
 
 

@@ -223,7 +223,14 @@ def _as_http(error: LifecycleError) -> HttpError:  # noqa: PLR0911 -- one per er
         return HttpError(404, f"No such container: {error.reference}")
     if isinstance(error, ImageNotFoundError):
         return HttpError(404, f"No such image: {error.reference}")
-    if isinstance(error, NameConflictError | InvalidTransitionError | ImageConflictError):
+    if isinstance(error, NameConflictError):
+        return HttpError(
+            409,
+            f'Conflict. The container name "/{error.name}" is already in use by container '
+            f'"{error.container_id}". You have to remove (or rename) that container to be able '
+            "to reuse that name.",
+        )
+    if isinstance(error, InvalidTransitionError | ImageConflictError):
         return HttpError(409, str(error))
     if isinstance(error, SpawnError):
         # The CLI turns these words into docker run's 127/126 (cli/command/container/run.go).

@@ -23,6 +23,9 @@ PACKAGES: Final = {
     "skopeo": "skopeo",
     "busybox": "busybox-static",
     "docker-registry": "docker-registry",
+    "runc": "runc",
+    # The Go client, no daemon (/usr/local/bin/docker on this kind of machine).
+    "docker": "docker-ce-cli",
 }
 
 
