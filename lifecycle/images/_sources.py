@@ -88,7 +88,13 @@ class TarSource:
         except (tarfile.TarError, OSError) as error:
             raise ImageContentError(str(path), f"not a readable tar archive: {error}") from None
         self._members: dict[str, tarfile.TarInfo] = {}
-        for member in self._archive.getmembers():
+        try:
+            members = self._archive.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as error:
+            # A truncated or corrupt archive (an upload cut short) names itself, not tarfile.
+            self._archive.close()
+            raise ImageContentError(str(path), f"not a readable tar archive: {error}") from None
+        for member in members:
             try:
                 self._members[_clean(member.name, str(path))] = member
             except ImageContentError:

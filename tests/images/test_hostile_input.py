@@ -200,6 +200,19 @@ async def test_an_archive_naming_a_file_outside_itself_is_refused(
     assert [] == store.images()
 
 
+@pytest.mark.parametrize("keep", [700, 5000])
+async def test_a_truncated_archive_is_refused_naming_it(tmp_path: Path, keep: int) -> None:
+    """An upload cut short (docker load of half a tar): ImageContentError naming the archive,
+    not tarfile's ReadError; nothing added."""
+    store = ImageStore(tmp_path / "store")
+    whole = docker_archive(tmp_path / "whole.tar", layer() + b"\0" * 20_000)
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(whole.read_bytes()[:keep])
+    with anyio.fail_after(30), pytest.raises(ImageContentError, match="cut.tar"):
+        await store.import_archive(cut)
+    assert [] == store.images()
+
+
 async def test_a_layout_blob_that_links_outside_is_refused(tmp_path: Path) -> None:
     """An OCI layout whose blob is a symlink to a host file: refused; the file is not read."""
     layout = tmp_path / "layout"
