@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/suite.py
 	$(BIN)/python benchmarks/containment.py
 	$(BIN)/python benchmarks/oci.py
+	$(BIN)/python benchmarks/api.py
 
 # The long reliability profiles: 10,000 lifecycles, PID-wrapping churn, a long Hypothesis run.
 soak: $(STAMP)

@@ -144,3 +144,16 @@ def test_oci_benchmark_still_runs() -> None:
         return
     for text in ("engine (runc)", "raw runc by hand", "runc run", "exit detection"):
         assert text in output
+
+
+@pytest.mark.timeout(300)
+def test_api_benchmark_still_runs() -> None:
+    """benchmarks/api.py runs in its tiny CI size (root, runc and the docker CLI)."""
+    require_root("the API benchmark (image containers under runc)")
+    from .images.tools import require  # noqa: PLC0415
+
+    for tool in ("runc", "docker", "busybox"):
+        require(tool)
+    output = quick_benchmark("api.py")
+    for text in ("engine in-process", "Docker SDK", "docker CLI", "GET /_ping"):
+        assert text in output
