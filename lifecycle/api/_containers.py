@@ -38,7 +38,7 @@ from lifecycle.api._params import flag, integer, json_body, parse_filters, text,
 from lifecycle.api._state import ApiState
 from lifecycle.engine import Container
 from lifecycle.logs import LogLine
-from lifecycle.model import RestartPolicy, State
+from lifecycle.model import RestartPolicy, State, parse_signal
 
 __all__ = [
     "attach",
@@ -252,11 +252,14 @@ async def _remove_after_exit(container: Container) -> None:
     """HostConfig.AutoRemove: the container is removed once its process has exited (moby's
     daemon removes it in its exit handler; `docker run --rm` waits for that)."""
     try:
-        await container.wait("next-exit")
-        if container.state is State.STOPPED:
-            await container.remove()
+        while True:
+            await container.wait("next-exit")
+            # A restart's exit leaves it running: the exit that counts is a later one.
+            if container.state is State.STOPPED and not container.restarting:
+                await container.remove()
+                return
     except LifecycleError:
-        return  # removed by someone else meanwhile, or started again: nothing to do
+        return  # removed by someone else meanwhile, or started again at once: nothing to do
 
 
 # -- reading -----------------------------------------------------------------
@@ -393,11 +396,16 @@ async def stop(state: ApiState, request: Request, reference: str) -> Response:
     sig = text(request, "signal")
     if container.state not in (State.RUNNING, State.PAUSED) and not container.restarting:
         return _NOT_MODIFIED
-    if sig:
-        # A stop signal other than the container's: send it, then stop with the grace
-        # period (which re-sends the container's own signal; SIGKILL follows either way).
+    if sig and parse_signal(sig) is not container.stop_signal:
+        # moby's stop?signal= replaces the stop signal for this stop: send it, give it the
+        # grace period, then stop(0): marked stopped by hand, SIGKILL if still there.
         await container.kill(sig)
-    await container.stop(timeout)
+        grace = container.stop_timeout if timeout is None else timeout
+        with anyio.move_on_after(grace):
+            await container.wait("not-running")
+        await container.stop(0)
+    else:
+        await container.stop(timeout)
     return _NO_CONTENT
 
 

@@ -331,3 +331,22 @@ def test_sigint_exits_zero(loaded: Server) -> None:
     assert loaded.process is not None
     loaded.process.send_signal(signal.SIGINT)
     assert 0 == loaded.process.wait(30)
+
+
+def test_stop_with_another_signal_and_auto_remove_after_a_restart(loaded: Server) -> None:
+    trapping = "trap 'exit 9' USR1; while :; do sleep 0.1; done"
+    loaded.docker("run", "-d", "--name", "usr", "busybox", "sh", "-c", trapping)
+    pid = int(loaded.docker("inspect", "-f", "{{.State.Pid}}", "usr").stdout)
+    loaded.docker("stop", "-s", "USR1", "-t", "20", "usr")
+    assert proc_state(pid) is None
+    assert "9" == loaded.docker("inspect", "-f", "{{.State.ExitCode}}", "usr").stdout.strip()
+    loaded.docker("rm", "usr")
+    # --rm: removed at the exit after a restart, not at the restart's own exit.
+    loaded.docker("run", "-d", "--rm", "--name", "tmp", "busybox", "sleep", "600")
+    loaded.docker("restart", "-t", "0", "tmp")
+    assert "running" == loaded.docker("inspect", "-f", "{{.State.Status}}", "tmp").stdout.strip()
+    loaded.docker("kill", "tmp")
+    deadline = time.monotonic() + 10
+    while loaded.docker("ps", "-a", "--format", "{{.Names}}").stdout.strip():
+        assert time.monotonic() < deadline, "the --rm container was not removed"
+        time.sleep(0.02)  # polling a condition with a deadline
