@@ -274,6 +274,11 @@ class _Connection:
             answer = await self._handler(request)
         except HttpError as error:
             answer = Response(error.status, *_error_body(error.message))
+        except Exception as error:  # a bug: the client gets a 500, the server keeps serving
+            get_logger().exception(
+                "API request failed", method=request.method, target=request.target
+            )
+            answer = Response(500, *_error_body(f"internal error: {type(error).__name__}: {error}"))
         status = answer.status if isinstance(answer, Response | StreamResponse) else 101
         get_logger().debug(
             "API request", method=request.method, target=request.target, status=status

@@ -77,3 +77,44 @@ async def test_history_is_kept_for_since_and_a_keeping_up_reader_gets_everything
         log.add(_message(3))
         log.close()
         assert [3] == [message["n"] async for message in live]
+
+
+@pytest.mark.anyio
+async def test_a_failing_route_is_a_500_and_the_connection_keeps_serving() -> None:
+    """A bug in a route must not drop the client or the server: 500, then the next request."""
+    import socket  # noqa: PLC0415
+
+    import anyio.abc  # noqa: PLC0415
+
+    from lifecycle.api._http import Request, Response, serve_connection  # noqa: PLC0415
+
+    calls = 0
+
+    async def handler(request: Request) -> Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return Response(200, b"fine", "text/plain")
+
+    ours, theirs = socket.socketpair()
+    server_side = await anyio.abc.SocketStream.from_socket(ours)
+    client_side = await anyio.abc.SocketStream.from_socket(theirs)
+    request = b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"
+    with anyio.fail_after(10), capture_logs() as logs:
+        async with anyio.create_task_group() as group:
+            group.start_soon(
+                lambda: serve_connection(server_side, handler, server="t", api_version="1.50")
+            )
+            replies = b""
+            await client_side.send(request)
+            while b"a bug" not in replies:
+                replies += await client_side.receive()
+            await client_side.send(request)
+            while not replies.endswith(b"fine"):
+                replies += await client_side.receive()
+            await client_side.aclose()
+    assert replies.startswith(b"HTTP/1.1 500")
+    assert b"internal error: RuntimeError: a bug" in replies
+    assert b"HTTP/1.1 200" in replies
+    assert "API request failed" in [entry["event"] for entry in logs]
