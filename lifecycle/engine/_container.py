@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import signal
 import tempfile
 from collections.abc import AsyncIterator, Iterable
@@ -47,12 +48,14 @@ from lifecycle._errors import (
     ContainerNotFoundError,
     InvalidArgumentError,
     InvalidTransitionError,
+    LifecycleError,
     PauseTimeoutError,
     SpawnError,
 )
 from lifecycle._logging import get_logger
 from lifecycle._stringid import truncate_id
 from lifecycle.engine._context import EngineContext
+from lifecycle.engine._health import HealthMonitor
 from lifecycle.engine._restarts import RestartTracker
 from lifecycle.engine._termination import terminate
 from lifecycle.events import DEFAULT_MAX_BUFFER, Subscription
@@ -62,6 +65,8 @@ from lifecycle.logs import LogBuffer, LogLine, LogStatistics
 from lifecycle.logs import follow as follow_logs
 from lifecycle.model import (
     ContainerSpec,
+    Health,
+    HealthStatus,
     RestartPolicy,
     SignalLike,
     State,
@@ -147,6 +152,7 @@ class Container:
         "_driver",
         "_exit_count",
         "_handle",
+        "_health",
         "_image",
         "_lock",
         "_logs",
@@ -173,6 +179,7 @@ class Container:
     _handle: RuntimeHandle | None
     _image: Image | None
     _exit_count: int
+    _health: HealthMonitor | None
     id: str
     name: str
     exit_code: int | None
@@ -537,6 +544,8 @@ class Container:
         self.finished_at = _now()
         self._handle = None
         self._exit_count += 1
+        if self._health is not None:
+            self._health.run_ended()  # a probe in flight is killed with the run
         if move:
             self._apply(trigger)
             self._log_transition(trigger, source, handle.pid)
@@ -546,6 +555,75 @@ class Container:
         if trigger is Trigger.DIE and handle.exit_code is not None:
             self._consider_restart(handle.exit_code)
         self._notify()
+
+    # -- health (the schedule: engine/_health.py; the rules: model/_health.py) ----
+
+    @property
+    def health(self) -> Health:
+        """Docker's ``State.Health``: status starting/healthy/unhealthy (None: no health
+        check), the failing streak, and the last 5 probes."""
+        return Health(None) if self._health is None else self._health.health
+
+    async def wait_healthy(self, timeout: float | None = None) -> None:
+        """Wait until the health check says ``healthy``.
+
+        Raises ``InvalidArgumentError`` if the container has no health check,
+        ``TimeoutError`` after ``timeout`` seconds (None: no limit).
+        Cancellation: simply stops waiting.
+        """
+        if self._health is None:
+            raise InvalidArgumentError(f"{self!r} has no health check")
+        with anyio.fail_after(math.inf if timeout is None else check_timeout(timeout)):
+            while self._health.health.status != "healthy":
+                await self._next_change()
+
+    def _start_health_monitor(self, monitor: HealthMonitor) -> None:
+        generation = monitor.run_started()
+        handle = self._handle
+
+        async def probe(argv: tuple[str, ...], timeout: float) -> tuple[int, bytes]:
+            assert handle is not None  # noqa: S101 -- the run this monitor watches
+            return await self._driver.probe(
+                handle,
+                self._spec,
+                argv,
+                environment=self._context.environment(self._spec),
+                timeout=timeout,
+            )
+
+        async def watch() -> None:
+            await monitor.watch(
+                generation,
+                run_probe=probe,
+                is_paused=lambda: self._model.state is State.PAUSED,
+                changed=self._next_change,
+                announce=self._announce_health,
+            )
+
+        self._context.spawn(watch)
+
+    def _announce_health(self, status: HealthStatus) -> None:
+        """Docker's ``health_status: <status>`` event; on unhealthy, the on-failure action."""
+        self._emit(f"health_status: {status}", self._model.state)
+        self._notify()
+        action = self._spec.health_on_failure
+        if status == "unhealthy" and action != "none":
+            get_logger().warning(
+                "unhealthy: acting on it", container_id=self.short_id, name=self.name, action=action
+            )
+            self._context.spawn(lambda: self._act_on_unhealthy(action))
+
+    async def _act_on_unhealthy(self, action: str) -> None:
+        """Podman's --health-on-failure: kill, restart or stop (each with its own events)."""
+        try:
+            if action == "kill":
+                await self.kill()
+            elif action == "stop":
+                await self.stop()
+            else:
+                await self.restart()
+        except LifecycleError as error:  # it stopped or went meanwhile: nothing to act on
+            get_logger().info("health action not taken", action=action, reason=str(error))
 
     # -- the restart policy (its state: engine/_restarts.py) ----------------
 
@@ -631,6 +709,8 @@ class Container:
         self._log_transition(trigger, source)
         self._emit("start", event_from, State.RUNNING)
         self._notify()
+        if self._health is not None:
+            self._start_health_monitor(self._health)
 
     async def _terminate(
         self,
@@ -906,6 +986,8 @@ def new_container(
     self.finished_at = None
     self._restarts = RestartTracker(spec.restart_policy)
     self._logs = logs
+    check = spec.healthcheck
+    self._health = None if check is None or check.disabled else HealthMonitor(check)
     context.record(self._model.last_transition)
     self._log_transition(Trigger.CREATE, None)
     self._emit("create", None, State.CREATED)

@@ -128,6 +128,11 @@ class EngineContext:
         base = os.environ if self._environ is None else self._environ
         return {**base, **spec.env}
 
+    def spawn(self, function: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``function()`` in the engine's task group (health monitors), unless closing."""
+        if self._task_group is not None and not self.closing:
+            self._task_group.start_soon(function)
+
     def schedule(
         self, function: Callable[[float], Coroutine[Any, Any, None]], delay: float
     ) -> None:

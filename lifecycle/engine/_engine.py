@@ -55,6 +55,7 @@ from lifecycle.model import (
     DEFAULT_STOP_SIGNAL,
     DEFAULT_STOP_TIMEOUT,
     ContainerSpec,
+    Healthcheck,
     RestartPolicy,
     SignalLike,
     State,
@@ -293,6 +294,8 @@ class Engine:
         pids_limit: int | None = None,
         cpu_shares: int | None = None,
         cpus: float | None = None,
+        healthcheck: Healthcheck | None = None,
+        health_on_failure: str = "none",
     ) -> Container:
         """Create a container for ``command`` (an argv list; no shell). It starts ``created``.
 
@@ -312,6 +315,11 @@ class Engine:
         ``cpu_shares`` and ``cpus`` are Docker's options of the same names; an
         OCI runtime applies them (an out-of-memory kill sets
         ``container.oom_killed``), the native driver refuses what it cannot do.
+        ``healthcheck`` is Docker's health check (default: the image's, if it
+        has one; ``Healthcheck(("NONE",))`` turns it off): ``container.health``,
+        ``wait_healthy()``, ``health_status`` events; ``health_on_failure``
+        (``"none"``, ``"kill"``, ``"restart"``, ``"stop"``: Podman's) is what
+        happens each time it turns unhealthy.
 
         With ``image`` (a reference or id in the engine's store) the container
         runs on a copy-on-write root filesystem of that image, made now
@@ -351,6 +359,8 @@ class Engine:
             pids_limit=pids_limit,
             cpu_shares=cpu_shares,
             cpus=cpus,
+            healthcheck=_healthcheck_for(healthcheck, chosen_image),
+            health_on_failure=health_on_failure,
             image=None if chosen_image is None else chosen_image.id,
             rootfs="" if chosen_image is not None else None,  # made below, once all is checked
         )
@@ -502,6 +512,19 @@ class Engine:
             else self._context.snapshotter.name,
             containment=self._context.driver(self._context.default_runtime).containment,
         )
+
+
+def _healthcheck_for(given: Healthcheck | None, image: Image | None) -> Healthcheck | None:
+    """The check given, else the image's own (Docker: an image's HEALTHCHECK applies unless
+    the container overrides it). A broken image check is an error naming the image."""
+    if given is not None or image is None or image.config.healthcheck is None:
+        return given
+    try:
+        return Healthcheck.from_docker(image.config.healthcheck)
+    except InvalidArgumentError as error:
+        raise InvalidArgumentError(
+            f"image {image.short_id} has a bad Healthcheck: {error}"
+        ) from None
 
 
 def _runtime_for(checked: str, asked: str | None, image: Image | None) -> str:

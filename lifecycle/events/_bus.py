@@ -50,6 +50,7 @@ __all__ = [
 # Docker's container event actions, in lifecycle order.
 ACTIONS: Final = (
     "create", "start", "pause", "unpause", "kill", "die", "stop", "restart", "destroy",
+    "health_status: healthy", "health_status: unhealthy",
 )  # fmt: skip
 # Per-subscriber buffer before the oldest events are dropped. moby's events
 # service keeps the last 256 for replay and buffers 1024 per subscriber

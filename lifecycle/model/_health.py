@@ -32,6 +32,7 @@ __all__ = [
     "HEALTH_ON_FAILURE",
     "MAX_LOG_ENTRIES",
     "MAX_OUTPUT_BYTES",
+    "TIMED_OUT_EXIT_CODE",
     "Health",
     "HealthOnFailure",
     "HealthStatus",

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, final
 
+from lifecycle._errors import InvalidArgumentError
 from lifecycle.model._checks import (
     DEFAULT_STOP_TIMEOUT,
     check_command,
@@ -29,6 +30,7 @@ from lifecycle.model._checks import (
     check_user,
     check_whole_number,
 )
+from lifecycle.model._health import Healthcheck, HealthOnFailure, check_health_on_failure
 from lifecycle.model._restart import RestartPolicy
 from lifecycle.model._signals import SignalLike, parse_signal
 
@@ -87,6 +89,10 @@ class ContainerSpec:
     pids_limit: int | None = None
     cpu_shares: int | None = None
     cpus: float | None = None
+    # Docker's health check (None: none; the image's applies unless overridden), and what
+    # to do when it turns unhealthy (Podman's --health-on-failure).
+    healthcheck: Healthcheck | None = None
+    health_on_failure: HealthOnFailure = "none"
 
     @classmethod
     def build(
@@ -112,6 +118,8 @@ class ContainerSpec:
         pids_limit: int | None = None,
         cpu_shares: int | None = None,
         cpus: float | None = None,
+        healthcheck: Healthcheck | None = None,
+        health_on_failure: str = "none",
     ) -> ContainerSpec:
         """Check every option (``InvalidArgumentError`` naming the first bad one); freeze them."""
         checked_memory, checked_pids, checked_shares, checked_cpus = check_limits(
@@ -138,4 +146,13 @@ class ContainerSpec:
             pids_limit=checked_pids,
             cpu_shares=checked_shares,
             cpus=checked_cpus,
+            healthcheck=_check_healthcheck(healthcheck),
+            health_on_failure=check_health_on_failure(health_on_failure),
         )
+
+
+def _check_healthcheck(healthcheck: object) -> Healthcheck | None:
+    """A ``Healthcheck`` (``["NONE"]`` is kept: it overrides the image's), or None."""
+    if healthcheck is None or isinstance(healthcheck, Healthcheck):
+        return healthcheck
+    raise InvalidArgumentError(f"healthcheck must be a Healthcheck, not {healthcheck!r}")

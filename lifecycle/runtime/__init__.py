@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from lifecycle.runtime._driver import OutputSink, RuntimeDriver, RuntimeHandle, SpawnFailure
 from lifecycle.runtime._multiplex import Multiplexer
+from lifecycle.runtime._probe import run_probe
 from lifecycle.runtime._registry import (
     BUILTIN_DRIVERS,
     IMAGE_ONLY_DRIVERS,
@@ -27,4 +28,5 @@ __all__ = [
     "SpawnFailure",
     "check_driver_name",
     "create_driver",
+    "run_probe",
 ]

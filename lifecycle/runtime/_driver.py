@@ -27,7 +27,7 @@ Rules every driver keeps (DESIGN.md, "The supervised process"):
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -166,6 +166,25 @@ class RuntimeDriver(Protocol):
         ``SpawnFailure`` if it cannot start. Cancellation: the spawn
         completes and the handle is returned; the caller sees the
         cancellation at its next checkpoint.
+        """
+
+    async def probe(
+        self,
+        handle: RuntimeHandle,
+        spec: ContainerSpec,
+        argv: Sequence[str],
+        *,
+        environment: Mapping[str, str] | None,
+        timeout: float,
+    ) -> tuple[int, bytes]:
+        """Run a health probe ``argv`` in ``handle``'s container; (exit code, output).
+
+        Where the container's process would run it: the same environment,
+        working directory and root (an OCI runtime: inside its namespaces,
+        ``runc exec``). Killed at ``timeout`` seconds, exit code -1. Raises
+        ``OSError`` if it cannot be started. Nothing of the probe is left
+        running when it returns. Cancellation: the probe is killed, then the
+        cancellation propagates.
         """
 
     async def aclose(self, grace: float) -> None:

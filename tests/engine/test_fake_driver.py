@@ -9,7 +9,7 @@ exit. Claims about the OS are tested on the native driver, never here.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import anyio
@@ -96,6 +96,8 @@ class FakeDriver:
         self.fail_with: SpawnFailure | None = None
         self.starting_now = 0
         self.most_starting = 0
+        self.probes: list[tuple[str, ...]] = []
+        self.probe_results: list[tuple[int, bytes]] = []
 
     @property
     def name(self) -> str:
@@ -146,6 +148,20 @@ class FakeDriver:
                 handle.exit(code)
 
         self.task_group.start_soon(report)
+
+    async def probe(
+        self,
+        handle: RuntimeHandle,
+        spec: ContainerSpec,
+        argv: Sequence[str],
+        *,
+        environment: Mapping[str, str] | None,
+        timeout: float,
+    ) -> tuple[int, bytes]:
+        """Health probes answer from ``probe_results`` (then 0), as a real one would."""
+        await anyio.lowlevel.checkpoint()
+        self.probes.append(tuple(argv))
+        return self.probe_results.pop(0) if self.probe_results else (0, b"ok\n")
 
     async def aclose(self, grace: float) -> None:
         self.closed_with = grace

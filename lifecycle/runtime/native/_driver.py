@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Final, Literal, final
 
@@ -41,7 +41,7 @@ from lifecycle._errors import InvalidArgumentError
 from lifecycle._tasks import ShieldedTasks
 from lifecycle.containment import CgroupRoot, SubreaperLease, find_cgroup_root
 from lifecycle.model import DEFAULT_PATH, ContainerSpec
-from lifecycle.runtime import Multiplexer, OutputSink, SpawnFailure
+from lifecycle.runtime import Multiplexer, OutputSink, RuntimeHandle, SpawnFailure, run_probe
 from lifecycle.runtime.native._process import SupervisedProcess
 
 __all__ = ["NativeDriver"]
@@ -257,6 +257,28 @@ class NativeDriver:
                 on_exit()
         finally:
             process.close()
+
+    async def probe(
+        self,
+        handle: RuntimeHandle,
+        spec: ContainerSpec,
+        argv: Sequence[str],
+        *,
+        environment: Mapping[str, str] | None,
+        timeout: float,
+    ) -> tuple[int, bytes]:
+        """Beside the container's process: its environment, working directory and root."""
+        command, cwd = tuple(argv), spec.cwd
+        if spec.rootfs is not None:
+            command = (
+                "unshare",
+                f"--root={spec.rootfs}",
+                f"--wd={spec.cwd or '/'}",
+                "--",
+                *command,
+            )
+            cwd = None
+        return await run_probe(command, env=environment, cwd=cwd, timeout=timeout)
 
     async def aclose(self, grace: float) -> None:
         # Every stop has reaped its process; give any other watcher a moment,

@@ -21,7 +21,7 @@ import itertools
 import os
 import shutil
 import signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, final
@@ -35,7 +35,7 @@ from lifecycle._polling import poll_until
 from lifecycle._tasks import ShieldedTasks
 from lifecycle.containment import Cgroup, SubreaperLease, pidfd_exited
 from lifecycle.model import ContainerSpec
-from lifecycle.runtime import Multiplexer, OutputSink, SpawnFailure
+from lifecycle.runtime import Multiplexer, OutputSink, RuntimeHandle, SpawnFailure, run_probe
 from lifecycle.runtime.oci._bundle import bundle_config, resolve_user, write_bundle
 from lifecycle.runtime.oci._process import OciProcess
 from lifecycle.runtime.oci._runtime import Runtime, remove_tree
@@ -82,6 +82,7 @@ class OciDriver:
         "_dispatcher",
         "_multiplexer",
         "_name",
+        "_probes",
         "_runtime",
         "_subreaper",
         "_task_group",
@@ -94,6 +95,7 @@ class OciDriver:
         self._runtime = Runtime(binary, STATE_ROOT / self._name)
         self._bundles = STATE_ROOT / "bundles" / f"{os.getpid()}-{id(self):x}"
         self._counter = itertools.count(1)
+        self._probes = itertools.count(1)
         self._multiplexer = Multiplexer()
         self._dispatcher = ShieldedTasks()
         self._watchers = ShieldedTasks()
@@ -260,6 +262,39 @@ class OciDriver:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._runtime.delete_now, runtime_id)
             await anyio.to_thread.run_sync(remove_tree, bundle)
+
+    async def probe(
+        self,
+        handle: RuntimeHandle,
+        spec: ContainerSpec,
+        argv: Sequence[str],
+        *,
+        environment: Mapping[str, str] | None,
+        timeout: float,
+    ) -> tuple[int, bytes]:
+        """``runc exec``: inside the container's namespaces and cgroup, with its process's
+        environment, working directory and user (runc copies them from config.json)."""
+        if not isinstance(handle, OciProcess):
+            raise TypeError(f"{handle!r} is not a container of this driver")
+        pid_file = handle.bundle / f"probe-{next(self._probes)}.pid"
+        command = self._runtime.argv("exec", "--pid-file", str(pid_file), handle.runtime_id, *argv)
+
+        def kill_probe() -> None:
+            # runc exec does not kill what it exec'd when it is killed itself: the probe's
+            # own process (its host pid is in the pid file) goes first. A pid from the file
+            # is checked against the container's cgroup before it is signalled.
+            try:
+                pid = int(pid_file.read_text(encoding="ascii").strip())
+            except (OSError, ValueError):
+                return
+            handle.kill_member(pid)
+
+        try:
+            return await run_probe(
+                command, env=None, cwd=None, timeout=timeout, kill_also=kill_probe
+            )
+        finally:
+            pid_file.unlink(missing_ok=True)
 
     async def aclose(self, grace: float) -> None:
         await self._watchers.wait_all(grace)

@@ -72,6 +72,10 @@ class Runtime:
         self.binary = binary
         self.state_root = state_root
 
+    def argv(self, *arguments: str) -> list[str]:
+        """The command line of one runtime command (no log file)."""
+        return self._argv(None, *arguments)
+
     def _argv(self, log: Path | None, *arguments: str) -> list[str]:
         argv = [self.binary, "--root", str(self.state_root)]
         if log is not None:
