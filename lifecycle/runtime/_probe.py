@@ -28,6 +28,8 @@ _READ_SIZE: Final = 65536
 # After the probe's group is killed, its output pipe reaches its end at once; a process
 # that left the group (setsid) may hold it longer: this long, then the output is cut.
 _DRAIN_TIMEOUT: Final = 1.0
+# How long an OCI runtime's exec gets to reap the probe it was told about and exit.
+_RUNTIME_GRACE: Final = 5.0
 
 
 async def run_probe(
@@ -41,8 +43,9 @@ async def run_probe(
     """Run ``argv``; its exit code (-1 if killed at ``timeout``) and its first output bytes.
 
     stdout and stderr are one stream, as in moby's probe log. ``kill_also``
-    is called when the probe is killed (an OCI runtime's ``exec`` reports
-    the real probe's pid in a file; that process is killed too). Raises
+    kills the real probe when ``argv`` only runs it (an OCI runtime's
+    ``exec`` reports its pid in a file): then ``argv`` is given time to exit
+    by itself before its group is killed. Raises
     ``OSError`` if the probe cannot be started. Cancellation: the probe's
     group is killed and reaped (shielded), then the cancellation propagates.
     """
@@ -64,25 +67,20 @@ async def run_probe(
         async with anyio.create_task_group() as group:
             group.start_soon(_collect, reader, output, output_ended)
             with anyio.move_on_after(timeout):
-                while not pidfd_exited(pidfd):
-                    await anyio.wait_readable(pidfd)
+                await _exited(pidfd)
                 finished = True
-            # Exited (or out of time): the rest of its group goes now, still unreaped.
+            if not finished:
+                await _stop(process.pid, pidfd, kill_also)
+            # Exited: the rest of its group goes now, while it is still unreaped.
             _kill_group(process.pid)
-            if not finished and kill_also is not None:
-                kill_also()
             with anyio.move_on_after(_DRAIN_TIMEOUT):
-                while not pidfd_exited(pidfd):
-                    await anyio.wait_readable(pidfd)
                 await output_ended.wait()
             group.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
+            if not pidfd_exited(pidfd):  # cancelled: the probe goes with the cancellation
+                await _stop(process.pid, pidfd, kill_also)
             _kill_group(process.pid)
-            if kill_also is not None and not finished:
-                kill_also()
-            while not pidfd_exited(pidfd):
-                await anyio.wait_readable(pidfd)
             code, _ = reap(pidfd)
             process.returncode = code  # reaped here, not by Popen
             os.close(pidfd)
@@ -103,6 +101,24 @@ def _start(
         close_fds=True,
         start_new_session=True,
     )
+
+
+async def _exited(pidfd: int) -> None:
+    while not pidfd_exited(pidfd):
+        await anyio.wait_readable(pidfd)
+
+
+async def _stop(pid: int, pidfd: int, kill_also: Callable[[], None] | None) -> None:
+    """End a probe that is still running. With ``kill_also`` (an OCI runtime's exec) the real
+    probe is killed and the runtime, which is its parent, given time to reap it and exit by
+    itself: killing the runtime first would orphan the probe to this engine (a subreaper),
+    and an unreaped zombie in the container's PID namespace keeps its PID 1 from dying."""
+    if kill_also is not None:
+        kill_also()
+        with anyio.move_on_after(_RUNTIME_GRACE):
+            await _exited(pidfd)
+    _kill_group(pid)
+    await _exited(pidfd)
 
 
 def _kill_group(pgid: int) -> None:
