@@ -38,7 +38,7 @@ from lifecycle.api._params import flag, integer, json_body, parse_filters, text,
 from lifecycle.api._state import ApiState
 from lifecycle.engine import Container
 from lifecycle.logs import LogLine
-from lifecycle.model import RestartPolicy, State, parse_signal
+from lifecycle.model import Healthcheck, RestartPolicy, State, parse_signal
 
 __all__ = [
     "attach",
@@ -145,6 +145,21 @@ def _restart_policy(host: Mapping[str, Any]) -> RestartPolicy | None:
         raise HttpError(400, f"invalid restart policy: {error}") from None
 
 
+def _healthcheck(
+    body: Mapping[str, Any], image_check: Mapping[str, Any] | None
+) -> Healthcheck | None:
+    """Config.Healthcheck merged over the image's, field by field (moby daemon/create.go);
+    None: the image's own applies (the engine takes it)."""
+    given = _typed(body, "Healthcheck", dict)
+    if given is None:
+        return None
+    try:
+        base = None if image_check is None else Healthcheck.from_docker(image_check)
+        return Healthcheck.from_docker(given, base=base)
+    except LifecycleError as error:
+        raise HttpError(400, f"invalid Healthcheck: {error}") from None
+
+
 def _refuse_unsupported(body: Mapping[str, Any], host: Mapping[str, Any]) -> None:
     for key in _UNSUPPORTED_HOST_CONFIG:
         if host.get(key):
@@ -166,11 +181,6 @@ def _refuse_unsupported(body: Mapping[str, Any], host: Mapping[str, Any]) -> Non
     for network in endpoints or {}:
         if network not in _NETWORK_MODES:
             raise HttpError(400, f"network {network!r} not found: lifecycle has none and host")
-    health = body.get("Healthcheck")
-    if isinstance(health, dict) and health.get("Test") not in (None, [], ["NONE"]):
-        # Health checks are the next issue of the engine; until then a probe nobody runs
-        # would be a lie in every inspect.
-        raise HttpError(400, "Healthcheck is not supported by lifecycle yet")
 
 
 async def create(state: ApiState, request: Request) -> Response:
@@ -213,6 +223,7 @@ async def create(state: ApiState, request: Request) -> Response:
     if auto_remove and policy is not None and policy.name != "no":
         raise HttpError(400, "can't create 'AutoRemove' container with restart policy")
     runtime = _typed(host, "Runtime", str) or None
+    healthcheck = _healthcheck(body, image.config.healthcheck)
     env = _env(body)
     name = (text(request, "name") or "").removeprefix("/") or None
     engine = state.engine
@@ -232,6 +243,7 @@ async def create(state: ApiState, request: Request) -> Response:
         pids_limit=pids_limit if pids_limit and pids_limit > 0 else None,
         cpu_shares=cpu_shares,
         cpus=None if nano_cpus is None else nano_cpus / 1e9,
+        healthcheck=healthcheck,
     )
     state.records[container.id] = ContainerRecord(
         image=image_name,
@@ -281,7 +293,7 @@ def _passes(state: ApiState, container: Container, key: str, value: str) -> bool
     if key == "exited":
         return status == "exited" and str(container.exit_code or 0) == value
     if key == "health":
-        return value == "none"  # no health checks yet: every container's health is "none"
+        return (container.health.status or "none") == value
     return True  # before/since: accepted, not applied
 
 

@@ -97,7 +97,9 @@ def _matches(message: dict[str, Any], filters: dict[str, set[str]]) -> bool:
         if key == "type":
             ok = message["Type"] in values
         elif key == "event":
-            ok = message["Action"] in values
+            # moby matches "health_status" too for "health_status: healthy" (its prefix).
+            action = message["Action"]
+            ok = action in values or action.split(":", 1)[0] in values
         elif key == "container":
             ok = any(
                 value == attributes.get("name") or message["id"].startswith(value)

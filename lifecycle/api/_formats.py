@@ -107,12 +107,17 @@ def docker_state(container: Container) -> str:
     return "exited"
 
 
-def status_text(container: Container, now: datetime) -> str:
+def status_text(container: Container, now: datetime) -> str:  # noqa: PLR0911 -- moby's cases
     """moby's ``State.String``: ``Up 2 seconds (Paused)``, ``Exited (3) 1 second ago``..."""
     state = container.state
     if state in (State.RUNNING, State.PAUSED) and container.started_at is not None:
         up = human_duration((now - container.started_at).total_seconds())
-        return f"Up {up} (Paused)" if state is State.PAUSED else f"Up {up}"
+        if state is State.PAUSED:
+            return f"Up {up} (Paused)"
+        health = container.health.status
+        if health is not None:  # moby's Health.String(): "health: starting", "healthy"...
+            return f"Up {up} ({'health: starting' if health == 'starting' else health})"
+        return f"Up {up}"
     if state is State.DELETED:
         return "Removal In Progress"
     if container.finished_at is None:
@@ -197,6 +202,7 @@ def container_inspect(container: Container, record: ContainerRecord) -> dict[str
             "Error": container.error or "",
             "StartedAt": rfc3339(container.started_at),
             "FinishedAt": rfc3339(container.finished_at),
+            **_health_state(container),
         },
         "Image": _image_id(container),
         "ResolvConfPath": "",
@@ -234,9 +240,27 @@ def container_inspect(container: Container, record: ContainerRecord) -> dict[str
             "Labels": dict(record.labels),
             "StopSignal": _signal_name(spec.stop_signal),
             "StopTimeout": round(spec.stop_timeout),
+            **({} if spec.healthcheck is None else {"Healthcheck": spec.healthcheck.to_docker()}),
         },
         "NetworkSettings": {"Networks": {}, "Ports": {}},
     }
+
+
+def _health_state(container: Container) -> dict[str, Any]:
+    """State.Health, present only when the container has a health check (as moby)."""
+    health = container.health
+    if health.status is None:
+        return {}
+    log = [
+        {
+            "Start": rfc3339(probe.start),
+            "End": rfc3339(probe.end),
+            "ExitCode": probe.exit_code,
+            "Output": probe.output,
+        }
+        for probe in health.log
+    ]
+    return {"Health": {"Status": health.status, "FailingStreak": health.failing_streak, "Log": log}}
 
 
 def _names(image: Image) -> list[str]:

@@ -222,3 +222,31 @@ def test_cli_errors_are_dockers(loaded: Server) -> None:
     names = loaded.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
     assert ["idle", "idle2"] == sorted(names)
     loaded.docker("rm", "idle", "idle2")
+
+
+def test_health_checks_through_the_cli(loaded: Server) -> None:
+    """docker run --health-*: probes run inside the container (runc exec); ps, inspect
+    and events show them as Docker does."""
+    since = f"{time.time():.9f}"
+    loaded.docker(
+        "run", "-d", "--name", "doc", "--health-cmd", "test -e /etc/ok",
+        "--health-interval", "100ms", "--health-retries", "2", "--health-start-interval", "100ms",
+        "busybox", "sh", "-c", "touch /etc/ok; sleep 600",
+    )  # fmt: skip
+    _wait_until(lambda: "(healthy)" in _status(loaded, "doc"), timeout=20)
+    health = json.loads(loaded.docker("inspect", "-f", "{{json .State.Health}}", "doc").stdout)
+    assert ("healthy", 0) == (health["Status"], health["FailingStreak"])
+    assert 0 == health["Log"][-1]["ExitCode"]
+    listed = loaded.docker("ps", "--filter", "health=healthy", "--format", "{{.Names}}").stdout
+    assert "doc" == listed.strip()
+    loaded.docker("kill", "-s", "USR1", "doc")  # survives: sh as PID 1 ignores it
+    pid = _pid(loaded, "doc")
+    assert proc_state(pid) is not None
+    Path(f"/proc/{pid}/root/etc/ok").unlink()  # what the probe looks for, seen from the host
+    _wait_until(lambda: "(unhealthy)" in _status(loaded, "doc"), timeout=20)
+    actions = loaded.docker(
+        "events", "--since", since, "--until", f"{time.time():.9f}",
+        "--filter", "event=health_status", "--format", "{{.Action}}",
+    ).stdout.split("\n")  # fmt: skip
+    assert ["health_status: healthy", "health_status: unhealthy"] == [a for a in actions if a]
+    loaded.docker("rm", "-f", "doc")

@@ -83,6 +83,8 @@ def test_versions_outside_the_range_are_refused(http: httpx.Client) -> None:
         (b'{"Image": "busybox", "HostConfig": {"NetworkMode": "bridge2"}}', "network mode"),
         (b'{"Image": "busybox", "Tty": true}', "Tty is not supported"),
         (b'{"Image": "busybox", "StopSignal": "SIGNOPE"}', "SIGNOPE"),
+        (b'{"Image": "busybox", "Healthcheck": {"Test": ["RUN", "x"]}}', "invalid Healthcheck"),
+        (b'{"Image": "busybox", "Healthcheck": {"Test": ["CMD"], "Interval": -5}}', "Healthcheck"),
         (
             b'{"Image": "busybox", "HostConfig": {"AutoRemove": true, '
             b'"RestartPolicy": {"Name": "always"}}}',
