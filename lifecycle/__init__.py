@@ -36,7 +36,17 @@ from lifecycle.graph import render, render_async
 from lifecycle.images import Image, ImageConfig, ImageReference, ImageStore, Layer
 from lifecycle.live import LiveGraph
 from lifecycle.logs import LogLine, LogStatistics
-from lifecycle.model import TRANSITIONS, RestartPolicy, State, StateModel, Transition, Trigger
+from lifecycle.model import (
+    TRANSITIONS,
+    Health,
+    Healthcheck,
+    Probe,
+    RestartPolicy,
+    State,
+    StateModel,
+    Transition,
+    Trigger,
+)
 from lifecycle.rootfs import Change
 
 __all__ = [
@@ -49,6 +59,8 @@ __all__ = [
     "EngineStatistics",
     "Event",
     "GraphvizNotFoundError",
+    "Health",
+    "Healthcheck",
     "Image",
     "ImageConfig",
     "ImageConflictError",
@@ -68,6 +80,7 @@ __all__ = [
     "LogStatistics",
     "NameConflictError",
     "PauseTimeoutError",
+    "Probe",
     "RegistryError",
     "RenderError",
     "RestartPolicy",

@@ -27,7 +27,7 @@ from lifecycle.cli._images import IMAGE_COMMANDS, add_image_commands, run_image_
 from lifecycle.cli._run import EXIT_LIFECYCLE_FAILED, RunOptions, run_container
 from lifecycle.cli._serve import ServerError, add_serve_command, run_serve
 from lifecycle.graph import IN_PROCESS_FORMATS, SYSTEM_DOT_FORMATS, lifecycle_graph, render_source
-from lifecycle.model import DEFAULT_STOP_TIMEOUT, State
+from lifecycle.model import DEFAULT_STOP_TIMEOUT, Healthcheck, State
 
 __all__ = ["main"]
 
@@ -60,6 +60,55 @@ def _env_pair(text: str) -> tuple[str, str | None]:
     if not key:
         raise argparse.ArgumentTypeError(f"expected K=V or K, not {text!r}")
     return key, value if separator else None
+
+
+def _add_health_options(run: argparse.ArgumentParser) -> None:
+    """docker run's --health-* options (seconds here, where Docker takes durations)."""
+    run.add_argument("--health-cmd", metavar="CMD", help="health probe, run by /bin/sh -c")
+    for option, default in (("interval", 30), ("timeout", 30), ("start-period", 0)):
+        run.add_argument(
+            f"--health-{option}",
+            type=float,
+            default=float(default),
+            metavar="SECONDS",
+            help=f"health check {option.replace('-', ' ')} (default: {default})",
+        )
+    run.add_argument(
+        "--health-start-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="probe interval during the start period (default: 5)",
+    )
+    run.add_argument(
+        "--health-retries", type=int, default=3, help="failures in a row that make it unhealthy"
+    )
+    run.add_argument(
+        "--health-on-failure",
+        default="none",
+        choices=("none", "kill", "restart", "stop"),
+        help="what to do when it turns unhealthy (Podman's; default: none)",
+    )
+    run.add_argument(
+        "--no-healthcheck", action="store_true", help="disable the image's health check"
+    )
+
+
+def _healthcheck(arguments: argparse.Namespace) -> Healthcheck | None:
+    if arguments.no_healthcheck:
+        if arguments.health_cmd is not None:
+            raise _Failure("--no-healthcheck and --health-cmd contradict each other")
+        return Healthcheck(("NONE",))
+    if arguments.health_cmd is None:
+        return None
+    return Healthcheck(
+        ("CMD-SHELL", arguments.health_cmd),
+        interval=arguments.health_interval,
+        timeout=arguments.health_timeout,
+        start_period=arguments.health_start_period,
+        start_interval=arguments.health_start_interval,
+        retries=arguments.health_retries,
+    )
 
 
 def _add_logging_options(command: argparse.ArgumentParser, default_level: str) -> None:
@@ -152,6 +201,7 @@ def _build_parser() -> _Parser:
         action="store_true",
         help="print each event as a JSON object on stderr (Docker's field names)",
     )
+    _add_health_options(run)
     _add_logging_options(run, "warning")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
 
@@ -269,6 +319,8 @@ def _run_options(arguments: argparse.Namespace) -> RunOptions:
         image=arguments.image,
         runtime=arguments.runtime or ("runc" if arguments.image is not None else None),
         root=arguments.root,
+        healthcheck=_healthcheck(arguments),
+        health_on_failure=arguments.health_on_failure,
     )
 
 

@@ -36,7 +36,7 @@ from lifecycle.engine import Container, Engine
 from lifecycle.events import Event
 from lifecycle.images import ImageStore
 from lifecycle.live import LiveGraph
-from lifecycle.model import SignalLike
+from lifecycle.model import Healthcheck, SignalLike
 
 __all__ = ["EXIT_LIFECYCLE_FAILED", "RunOptions", "docker_event_json", "run_container"]
 
@@ -64,6 +64,9 @@ class RunOptions:
     image: str | None = None
     runtime: str | None = None
     root: Path | None = None
+    # docker run's --health-* options, made into a Healthcheck (None: the image's, if any).
+    healthcheck: Healthcheck | None = None
+    health_on_failure: str = "none"
 
 
 def stdin_is_passable() -> bool:
@@ -149,6 +152,8 @@ async def run_container(options: RunOptions) -> int:
                 interactive=options.image is None and stdin_is_passable(),
                 capture_output=False,  # run passes output through, as docker run does
                 restart=options.restart,
+                healthcheck=options.healthcheck,
+                health_on_failure=options.health_on_failure,
             )
             async with AsyncExitStack() as stack:
                 if options.graph is not None:

@@ -391,7 +391,7 @@ class Container:
         return lifecycle_graph(
             current=state,
             last=self._model.last_transition,
-            title=f"{self.name} ({self.short_id}): {state.value}",
+            title=f"{self.name} ({self.short_id}): {state.value}{self._health_words()}",
         )
 
     @asynccontextmanager
@@ -576,6 +576,13 @@ class Container:
         with anyio.fail_after(math.inf if timeout is None else check_timeout(timeout)):
             while self._health.health.status != "healthy":
                 await self._next_change()
+
+    def _health_words(self) -> str:
+        """The health beside the state, as ``docker ps`` puts it: `` (healthy)``."""
+        status = self.health.status
+        if status is None or self._model.state is not State.RUNNING:
+            return ""
+        return f" (health: {status})" if status == "starting" else f" ({status})"
 
     def _start_health_monitor(self, monitor: HealthMonitor) -> None:
         generation = monitor.run_started()

@@ -188,6 +188,31 @@ def test_events_are_json_lines_in_order(backend: str) -> None:
     assert sorted(times) == times
 
 
+def test_health_options_and_stop_on_failure(backend: str, tmp_path: Path) -> None:
+    """--health-cmd/--health-interval/--health-retries and Podman's --health-on-failure stop:
+    healthy while the file exists, unhealthy once it is gone, then stopped (143)."""
+    ok = tmp_path / "ok"
+    result = run(
+        backend, "--events", "--health-cmd", f"test -e {ok}", "--health-interval", "0.05",
+        "--health-start-interval", "0.05", "--health-retries", "2", "--health-on-failure", "stop",
+        "--", "sh", "-c", f"touch {ok}; sleep 0.5; rm {ok}; sleep 30",
+    )  # fmt: skip
+    assert 143 == result.returncode, result.stderr.decode()
+    lines = result.stderr.decode().splitlines()
+    actions = [json.loads(line)["Action"] for line in lines if '"Action"' in line]
+    assert [
+        "create", "start", "health_status: healthy", "health_status: unhealthy",
+        "kill", "die", "stop",
+    ] == actions  # fmt: skip
+    assert any("unhealthy: acting on it" in line for line in lines)
+
+
+def test_contradicting_health_options_are_refused(backend: str) -> None:
+    result = run(backend, "--no-healthcheck", "--health-cmd", "true", "--", "true")
+    assert 125 == result.returncode
+    assert b"contradict" in result.stderr
+
+
 def test_pipe_stdin_is_passed_through(backend: str) -> None:
     """stdin that is a pipe reaches the child."""
     result = subprocess.run(

@@ -63,6 +63,7 @@ async def test_a_probe_that_passes_on_its_third_run_makes_it_healthy(tmp_path: P
             assert [1, 1, 0] == [probe.exit_code for probe in health.log]
             assert ["run 1\n", "run 2\n", "run 3\n"] == [probe.output for probe in health.log]
             assert all(probe.start <= probe.end for probe in health.log)
+            assert "(healthy)" in container.graph().source  # the health beside the state
             await container.stop(timeout=0)
 
 
