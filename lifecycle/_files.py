@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomically"]
+__all__ = ["sync_directory", "write_atomically"]
 
 _DEFAULT_UMASK = 0o022
 
@@ -25,13 +25,16 @@ def _current_umask() -> int:
     return _DEFAULT_UMASK
 
 
-def write_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
+def write_atomically(path: str | os.PathLike[str], data: bytes, *, durable: bool = False) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     The file gets the mode a plain ``open(path, "w")`` would give it (an
     existing file keeps its mode): ``mkstemp`` creates 0600 files, which
     would otherwise survive the rename. Parent directories are created.
-    Returns the path written.
+    ``durable``: the data is fsync'ed before the rename and the directory
+    after it, so a crash or power loss leaves the old file or the new one,
+    never an empty one (the ext4 rename-without-fsync trap). Returns the
+    path written.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -45,9 +48,22 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
             file.write(data)
             file.flush()
             os.fchmod(file.fileno(), mode)
+            if durable:
+                os.fsync(file.fileno())
         os.replace(temporary, target)
+        if durable:
+            sync_directory(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
     return target
+
+
+def sync_directory(directory: str | os.PathLike[str]) -> None:
+    """fsync a directory: the renames and unlinks in it so far survive a crash."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

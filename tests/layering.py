@@ -37,6 +37,7 @@ LAYERS: Final[tuple[tuple[int, str, str], ...]] = (
     (4, "lifecycle.events", "event records, per-subscriber streams"),
     (4, "lifecycle.graph", "DOT from the table, rendering"),
     (4, "lifecycle.images", "references, OCI-layout store, import/export"),
+    (4, "lifecycle.journal", "containers' spec and state on disk, crash-safe"),
     (4, "lifecycle.logs", "bounded capture, follow, json-file"),
     (5, "lifecycle.live", "picture files that follow a graph source"),
     (5, "lifecycle.rootfs", "overlay snapshots by chain id, vfs fallback, diff"),
