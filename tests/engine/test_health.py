@@ -234,3 +234,37 @@ async def test_health_without_a_check_and_bad_input() -> None:
             off = await engine.create(["true"], healthcheck=Healthcheck(("NONE",)))
             assert off.health.status is None
             assert 2 == len(engine.containers())
+
+
+async def test_an_images_healthcheck_applies_unless_overridden(tmp_path: Path) -> None:
+    """Docker: the image's HEALTHCHECK is the container's, unless create gives one (NONE: off)."""
+    from lifecycle import ImageStore  # noqa: PLC0415
+
+    from ..images.test_hostile_input import docker_archive, layer  # noqa: PLC0415
+    from ..oshelpers import require_root  # noqa: PLC0415
+
+    require_root("a container on an image's root filesystem (native driver)")
+    image_check = {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000, "Retries": 4}
+    store = ImageStore(tmp_path / "store")
+    archive = docker_archive(
+        tmp_path / "img.tar", layer(), image_config={"Cmd": ["true"], "Healthcheck": image_check}
+    )
+    await store.import_archive(archive)
+    broken = docker_archive(
+        tmp_path / "bad.tar",
+        layer(),
+        image_config={"Cmd": ["true"], "Healthcheck": {"Test": ["RUN", "x"]}},
+    )
+    with anyio.fail_after(20):
+        async with Engine(store=store) as engine:
+            inherited = await engine.create(image="me/evil:1")
+            assert Healthcheck(("CMD-SHELL", "true"), interval=2, retries=4) == (
+                inherited.spec.healthcheck
+            )
+            assert "starting" == inherited.health.status
+            off = await engine.create(image="me/evil:1", healthcheck=Healthcheck(("NONE",)))
+            assert off.health.status is None
+            await store.import_archive(broken)  # the same tag, now with a check that is wrong
+            with pytest.raises(InvalidArgumentError, match="has a bad Healthcheck"):
+                await engine.create(image="me/evil:1")
+            assert 2 == len(engine.containers())

@@ -60,14 +60,20 @@ def layer(*entries: Entry) -> bytes:
     return buffer.getvalue()
 
 
-def docker_archive(path: Path, layer_bytes: bytes, *, layer_name: str = "layer.tar") -> Path:
+def docker_archive(
+    path: Path,
+    layer_bytes: bytes,
+    *,
+    layer_name: str = "layer.tar",
+    image_config: dict[str, object] | None = None,
+) -> Path:
     """A docker-save tarball with one image (me/evil:1) whose one layer is ``layer_bytes``."""
     diff_id = f"sha256:{hashlib.sha256(layer_bytes).hexdigest()}"
     config = json.dumps(
         {
             "architecture": "amd64",
             "os": "linux",
-            "config": {},
+            "config": image_config or {},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         }
     ).encode()
