@@ -8,7 +8,6 @@ running container, stop a stopped one), 409 when the state forbids it,
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 import time
@@ -33,11 +32,20 @@ from lifecycle.api._http import (
     Response,
     StreamResponse,
     UpgradeResponse,
+    json_line,
 )
-from lifecycle.api._params import flag, integer, json_body, parse_filters, text, timestamp_ns
+from lifecycle.api._params import (
+    flag,
+    integer,
+    json_body,
+    label_matches,
+    parse_filters,
+    text,
+    timestamp_ns,
+)
 from lifecycle.api._state import ApiState
 from lifecycle.engine import Container
-from lifecycle.logs import LogLine
+from lifecycle.logs import LogLine, rfc3339_nano
 from lifecycle.model import Healthcheck, RestartPolicy, State, parse_signal
 
 __all__ = [
@@ -287,7 +295,7 @@ def _passes(state: ApiState, container: Container, key: str, value: str) -> bool
     if key == "name":
         return _name_matches(value, container.name)
     if key == "label":
-        return _label_matches(value, state.record(container).labels)
+        return label_matches(value, state.record(container).labels)
     if key == "ancestor":
         return _ancestor_matches(state, value, container)
     if key == "exited":
@@ -315,13 +323,6 @@ def _name_matches(pattern: str, name: str) -> bool:
         raise HttpError(
             400, f"invalid filter 'name': {pattern!r} is not a regular expression"
         ) from None
-
-
-def _label_matches(wanted: str, labels: Mapping[str, str]) -> bool:
-    key, separator, value = wanted.partition("=")
-    if key not in labels:
-        return False
-    return not separator or labels[key] == value
 
 
 def _ancestor_matches(state: ApiState, reference: str, container: Container) -> bool:
@@ -482,15 +483,11 @@ async def wait(state: ApiState, request: Request, reference: str) -> StreamRespo
         try:
             code = await container.wait(condition)  # type: ignore[arg-type]
         except LifecycleError as error:
-            yield _json_line({"StatusCode": -1, "Error": {"Message": str(error)}})
+            yield json_line({"StatusCode": -1, "Error": {"Message": str(error)}})
             return
-        yield _json_line({"StatusCode": code, "Error": None})
+        yield json_line({"StatusCode": code, "Error": None})
 
     return StreamResponse(200, result(), "application/json")
-
-
-def _json_line(document: object) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode() + b"\n"
 
 
 # -- output -----------------------------------------------------------------------
@@ -499,9 +496,7 @@ def _json_line(document: object) -> bytes:
 def _line_bytes(line: LogLine, timestamps: bool) -> bytes:
     if not timestamps:
         return line.data
-    seconds, nanoseconds = divmod(line.time_ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{nanoseconds:09d}Z ".encode() + line.data
+    return f"{rfc3339_nano(line.time_ns)} ".encode() + line.data
 
 
 async def logs(state: ApiState, request: Request, reference: str) -> StreamResponse:

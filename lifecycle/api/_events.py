@@ -10,7 +10,6 @@ server's log, so it sees its stream end instead of silently missing events
 from __future__ import annotations
 
 import collections
-import json
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,8 +21,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from lifecycle._logging import get_logger
 from lifecycle.api._formats import event_message
-from lifecycle.api._http import HttpError, Request, StreamResponse
-from lifecycle.api._params import parse_filters, timestamp_ns
+from lifecycle.api._http import HttpError, Request, StreamResponse, json_line
+from lifecycle.api._params import label_matches, parse_filters, timestamp_ns
 from lifecycle.api._state import ApiState
 
 __all__ = ["HISTORY", "READER_BUFFER", "EventLog", "events"]
@@ -108,17 +107,12 @@ def _matches(message: dict[str, Any], filters: dict[str, set[str]]) -> bool:
         elif key == "image":
             ok = attributes.get("image") in values
         elif key == "label":
-            ok = all(_label(value, attributes) for value in values)
+            ok = all(label_matches(value, attributes) for value in values)
         else:  # scope
             ok = "local" in values
         if not ok:
             return False
     return True
-
-
-def _label(wanted: str, attributes: dict[str, str]) -> bool:
-    key, separator, value = wanted.partition("=")
-    return key in attributes and (not separator or attributes[key] == value)
 
 
 async def events(state: ApiState, log: EventLog, request: Request) -> StreamResponse:
@@ -138,7 +132,7 @@ async def events(state: ApiState, log: EventLog, request: Request) -> StreamResp
                     if until_ns is not None and message["timeNano"] > until_ns:
                         return
                     if _matches(message, filters):
-                        yield _encode(message)
+                        yield json_line(message)
             deadline = math.inf if until_ns is None else until_ns / 1e9
             # The deadline is wall-clock (a Unix time), the wait a monotonic one.
             remaining = deadline - time.time()
@@ -149,10 +143,6 @@ async def events(state: ApiState, log: EventLog, request: Request) -> StreamResp
                     if until_ns is not None and message["timeNano"] > until_ns:
                         return
                     if _matches(message, filters):
-                        yield _encode(message)
+                        yield json_line(message)
 
     return StreamResponse(200, stream(), "application/json")
-
-
-def _encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"

@@ -9,7 +9,6 @@ filters ``/containers/json`` by id.
 from __future__ import annotations
 
 import dataclasses
-import signal
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, final
@@ -129,10 +128,6 @@ def status_text(container: Container, now: datetime) -> str:  # noqa: PLR0911 --
     return f"Exited ({code}) {ago} ago"
 
 
-def _signal_name(sig: signal.Signals) -> str:
-    return sig.name
-
-
 def _host_config(container: Container, record: ContainerRecord) -> dict[str, Any]:
     spec = container.spec
     policy = spec.restart_policy
@@ -238,7 +233,7 @@ def container_inspect(container: Container, record: ContainerRecord) -> dict[str
             "Entrypoint": None if record.entrypoint is None else list(record.entrypoint),
             "OnBuild": None,
             "Labels": dict(record.labels),
-            "StopSignal": _signal_name(spec.stop_signal),
+            "StopSignal": spec.stop_signal.name,
             "StopTimeout": round(spec.stop_timeout),
             **({} if spec.healthcheck is None else {"Healthcheck": spec.healthcheck.to_docker()}),
         },

@@ -35,6 +35,7 @@ __all__ = [
     "Response",
     "StreamResponse",
     "UpgradeResponse",
+    "json_line",
     "serve_connection",
 ]
 
@@ -65,10 +66,15 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+def json_line(document: object) -> bytes:
+    """One JSON document, compact as moby writes it, and a newline (also one message of a
+    JSON stream: events, pull and load progress, wait)."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
 def JsonResponse(status: int, document: object) -> Response:
-    """A JSON response (``application/json``), compact as moby writes it, with a newline."""
-    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-    return Response(status, body, "application/json")
+    """A JSON response (``application/json``)."""
+    return Response(status, json_line(document), "application/json")
 
 
 @final
@@ -185,8 +191,6 @@ class _Connection:
         while True:
             event = self._h11.next_event()
             if event is not h11.NEED_DATA:
-                return event
-            if self._h11.their_state is h11.DONE:  # pragma: no cover -- h11 says PAUSED
                 return event
             await self._receive_more()
 
@@ -376,8 +380,7 @@ class _Connection:
 
 
 def _error_body(message: str) -> tuple[bytes, str]:
-    body = json.dumps({"message": message}, ensure_ascii=False).encode() + b"\n"
-    return body, "application/json"
+    return json_line({"message": message}), "application/json"
 
 
 async def serve_connection(

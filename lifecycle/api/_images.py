@@ -9,18 +9,24 @@ routes speak moby's wire forms: the JSON message stream of pull and load
 from __future__ import annotations
 
 import ipaddress
-import json
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import anyio
 
-from lifecycle._errors import ImageNotFoundError, LifecycleError
+from lifecycle._errors import LifecycleError
 from lifecycle.api._formats import image_inspect, image_summary
-from lifecycle.api._http import HttpError, JsonResponse, Request, Response, StreamResponse
+from lifecycle.api._http import (
+    HttpError,
+    JsonResponse,
+    Request,
+    Response,
+    StreamResponse,
+    json_line,
+)
 from lifecycle.api._params import flag, text
 from lifecycle.api._state import ApiState
 from lifecycle.images import Image, ImageReference, ImageStore
@@ -48,20 +54,9 @@ def _scratch_directory(store: ImageStore, prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=scratch_root))
 
 
-def _message(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-
-
-def _error_message(error: BaseException) -> bytes:
+def _errorjson_line(error: BaseException) -> bytes:
     # moby's jsonmessage error form: the CLI prints errorDetail.message and exits 1.
-    return _message({"errorDetail": {"message": str(error)}, "error": str(error)})
-
-
-def _image(store: ImageStore, reference: str) -> Image:
-    try:
-        return store.get(reference)
-    except ImageNotFoundError:
-        raise HttpError(404, f"No such image: {reference}") from None
+    return json_line({"errorDetail": {"message": str(error)}, "error": str(error)})
 
 
 def _users(state: ApiState, image: Image) -> int:
@@ -85,7 +80,7 @@ async def list_images(state: ApiState, request: Request) -> Response:
 
 async def inspect_image(state: ApiState, request: Request, reference: str) -> Response:
     """``GET /images/{name}/json``."""
-    return JsonResponse(200, image_inspect(_image(state.require_store(), reference)))
+    return JsonResponse(200, image_inspect(state.require_store().get(reference)))
 
 
 def _is_insecure(state: ApiState, domain: str) -> bool:
@@ -121,20 +116,20 @@ async def pull(state: ApiState, request: Request) -> StreamResponse:
         raise HttpError(400, str(error)) from None
 
     async def progress() -> AsyncIterator[bytes]:
-        yield _message(
+        yield json_line(
             {"status": f"Pulling from {reference.repository}", "id": reference.tag or "latest"}
         )
         try:
             image = await store.pull(str(reference), insecure=_is_insecure(state, reference.domain))
         except LifecycleError as error:
-            yield _error_message(error)
+            yield _errorjson_line(error)
             return
         for layer in image.layers:
-            yield _message(
+            yield json_line(
                 {"status": "Pull complete", "id": layer.digest.removeprefix("sha256:")[:12]}
             )
-        yield _message({"status": f"Digest: {image.manifest_digest}"})
-        yield _message({"status": f"Status: Image is up to date for {reference.familiar}"})
+        yield json_line({"status": f"Digest: {image.manifest_digest}"})
+        yield json_line({"status": f"Status: Image is up to date for {reference.familiar}"})
 
     return StreamResponse(200, progress(), "application/json")
 
@@ -168,7 +163,7 @@ async def load(state: ApiState, request: Request) -> StreamResponse:
             names = [reference.familiar for reference in image.references if reference.tag]
             for familiar in names or [image.id]:
                 label = "Loaded image" if names else "Loaded image ID"
-                yield _message({"stream": f"{label}: {familiar}\n"})
+                yield json_line({"stream": f"{label}: {familiar}\n"})
 
     return StreamResponse(200, report(), "application/json")
 
@@ -179,8 +174,8 @@ async def get_image(state: ApiState, request: Request, reference: str | None) ->
     references = [reference] if reference is not None else request.query.get("names", [])
     if not references:
         raise HttpError(400, "no image named (names=)")
-    for each in references:
-        _image(store, each)
+    for each in references:  # every name found before any work (404 for the first missing)
+        store.get(each)
     directory = await anyio.to_thread.run_sync(_scratch_directory, store, "save-")
     target = directory / "images.tar"
     try:
@@ -206,22 +201,18 @@ async def get_image(state: ApiState, request: Request, reference: str | None) ->
 async def tag(state: ApiState, request: Request, reference: str) -> Response:
     """``POST /images/{name}/tag?repo=&tag=``: 201."""
     store = state.require_store()
-    _image(store, reference)
+    store.get(reference)  # 404 before the parameters are looked at, as moby
     repository = text(request, "repo") or ""
     tag_text = text(request, "tag") or "latest"
     if not repository:
         raise HttpError(400, "repo is required")
-    try:
-        store.tag(reference, f"{repository}:{tag_text}")
-    except LifecycleError as error:
-        raise HttpError(400, str(error)) from None
+    store.tag(reference, f"{repository}:{tag_text}")  # a bad name: 400 (the router's mapping)
     return Response(201)
 
 
 async def remove_image(state: ApiState, request: Request, reference: str) -> Response:
     """``DELETE /images/{name}?force=``: ``[{"Untagged": ...}, {"Deleted": ...}]``."""
     store = state.require_store()
-    _image(store, reference)
     done = await store.remove(reference, force=flag(request, "force"))
     answer = []
     for line in done:

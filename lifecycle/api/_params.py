@@ -18,6 +18,7 @@ __all__ = [
     "flag",
     "integer",
     "json_body",
+    "label_matches",
     "parse_filters",
     "text",
     "timestamp_ns",
@@ -90,6 +91,12 @@ def parse_filters(request: Request, known: frozenset[str]) -> dict[str, set[str]
         else:
             raise HttpError(400, f"invalid filter '{key}': expected a list of strings")
     return filters
+
+
+def label_matches(wanted: str, labels: Mapping[str, str]) -> bool:
+    """moby's label filter: ``key`` (present) or ``key=value`` (equal)."""
+    key, separator, value = wanted.partition("=")
+    return key in labels and (not separator or labels[key] == value)
 
 
 async def json_body(request: Request) -> Mapping[str, Any]:

@@ -220,7 +220,8 @@ def _memory_total() -> int:
 def _as_http(error: LifecycleError) -> HttpError:  # noqa: PLR0911 -- one per errdefs kind
     """The engine's exception as moby's status (``errdefs``): 404, 409, 400, 500."""
     if isinstance(error, ContainerNotFoundError):
-        return HttpError(404, f"No such container: {error.reference}")
+        detail = f" ({error.reason})" if error.reason else ""  # an ambiguous prefix says so
+        return HttpError(404, f"No such container: {error.reference}{detail}")
     if isinstance(error, ImageNotFoundError):
         return HttpError(404, f"No such image: {error.reference}")
     if isinstance(error, NameConflictError):

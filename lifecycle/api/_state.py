@@ -13,7 +13,6 @@ from typing import final
 
 from anyio.abc import TaskGroup
 
-from lifecycle._errors import ContainerNotFoundError
 from lifecycle.api._formats import ContainerRecord
 from lifecycle.api._http import HttpError
 from lifecycle.engine import Container, Engine
@@ -37,12 +36,9 @@ class ApiState:
     records: dict[str, ContainerRecord] = dataclasses.field(default_factory=dict)
 
     def container(self, reference: str) -> Container:
-        """The container ``reference`` names (id, name, unique prefix); 404 as moby words it."""
-        try:
-            return self.engine.get(reference.removeprefix("/"))
-        except ContainerNotFoundError as error:
-            detail = f" ({error.reason})" if error.reason else ""
-            raise HttpError(404, f"No such container: {reference}{detail}") from None
+        """The container ``reference`` names (id, name, unique prefix; a name may carry
+        Docker's leading ``/``). ``ContainerNotFoundError`` (the router's 404) otherwise."""
+        return self.engine.get(reference.removeprefix("/"))
 
     def record(self, container: Container) -> ContainerRecord:
         """The API's record of ``container`` (one made for a container the API did not create)."""

@@ -258,6 +258,31 @@ class Cgroup:
         path = _own_cgroups(str(pid)).get(FREEZER)
         return path is not None and _hierarchy_path(FREEZER, path) == self._freezer
 
+    def _open_member(self, pid: int) -> int | None:
+        """A pidfd on ``pid`` if it is a member: opened first, the cgroup checked after, so
+        a PID reused since it was read is never taken for a member. None otherwise."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return None  # gone already
+        if not self.contains(pid):
+            os.close(pidfd)
+            return None
+        return pidfd
+
+    def signal_member(self, pid: int, sig: signal.Signals) -> bool:
+        """Send ``sig`` to ``pid`` if it is a member (checked as ``signal_members`` does)."""
+        pidfd = self._open_member(pid)
+        if pidfd is None:
+            return False
+        try:
+            signal.pidfd_send_signal(pidfd, sig)
+        except ProcessLookupError:
+            return False
+        finally:
+            os.close(pidfd)
+        return True
+
     def signal_members(
         self,
         sig: signal.Signals,
@@ -284,13 +309,10 @@ class Cgroup:
             if pidfd >= 0 and pidfd_exited(pidfd):
                 pidfd = -1  # that process is gone and its PID taken again: a new member
             if pidfd < 0:
-                try:
-                    pidfd = os.pidfd_open(pid)
-                except OSError:
-                    continue  # gone already
-                if not self.contains(pid):
-                    os.close(pidfd)
+                opened = self._open_member(pid)
+                if opened is None:
                     continue
+                pidfd = opened
                 if keep is not None:
                     if pid in keep:  # the old pidfd stays for reap_exited under another key
                         keep[-keep[pid]] = keep[pid]

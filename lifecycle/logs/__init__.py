@@ -14,6 +14,7 @@ from lifecycle.logs._buffer import (
     Stream,
     follow,
     open_log_file,
+    rfc3339_nano,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "Stream",
     "follow",
     "open_log_file",
+    "rfc3339_nano",
 ]

@@ -53,6 +53,7 @@ __all__ = [
     "Stream",
     "follow",
     "open_log_file",
+    "rfc3339_nano",
 ]
 
 # Docker's json-file driver creates its log files 0640 (daemon/logger/jsonfilelog).
@@ -84,7 +85,8 @@ class LogLine:
         return f"<LogLine {self.stream} {self.data[:60]!r}>"
 
 
-def _rfc3339(time_ns: int) -> str:
+def rfc3339_nano(time_ns: int) -> str:
+    """Nanoseconds since the epoch as RFC 3339 with 9 decimals, UTC (Docker's log times)."""
     seconds, nanoseconds = divmod(time_ns, 1_000_000_000)
     stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{nanoseconds:09d}Z"
@@ -96,7 +98,7 @@ def _json_file_line(line: LogLine) -> str:
         {
             "log": line.data.decode("utf-8", errors="replace"),
             "stream": line.stream,
-            "time": _rfc3339(line.time_ns),
+            "time": rfc3339_nano(line.time_ns),
         },
         ensure_ascii=False,
     )

@@ -133,19 +133,8 @@ class OciProcess:
         return True
 
     def kill_member(self, pid: int) -> None:
-        """SIGKILL ``pid`` if it is a process of this container: a pidfd is opened first and
-        the process's cgroup checked after, so a reused pid is never hit."""
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            return
-        try:
-            if self._freezer.contains(pid):
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        finally:
-            os.close(pidfd)
+        """SIGKILL ``pid`` if it is a process of this container (a reused pid is never hit)."""
+        self._freezer.signal_member(pid, signal.SIGKILL)
 
     def frozen_now(self) -> bool | None:
         """Frozen (``FROZEN``), or every process stopped by a signal; None once exited."""
