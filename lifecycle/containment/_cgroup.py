@@ -150,9 +150,15 @@ class CgroupRoot:
         for parent in self._parents.values():
             os.makedirs(os.path.join(parent, self.engine_key), exist_ok=True)
 
-    def new(self) -> Cgroup:
-        """A new, empty cgroup for one container (mkdir in each hierarchy)."""
-        name = str(next(self._counter))
+    def new(self, container: str = "") -> Cgroup:
+        """A new, empty cgroup for one container (mkdir in each hierarchy).
+
+        Named ``<container>-<n>`` (``container``: its short id), so what an
+        engine that died left of a container is found by name (``leftovers``),
+        even if it died between a spawn and the journal's record of it.
+        """
+        number = next(self._counter)
+        name = f"{container}-{number}" if container else str(number)
         paths = {c: os.path.join(p, self.engine_key, name) for c, p in self._parents.items()}
         made: list[str] = []
         try:
@@ -194,6 +200,21 @@ class CgroupRoot:
                         os.rmdir(os.path.join(directory, name))
                 with contextlib.suppress(OSError):
                     os.rmdir(directory)
+
+    def leftovers(self, container: str) -> list[Cgroup]:
+        """The cgroups engines that no longer run left of ``container`` (``new``'s name)."""
+        freezer_parent = self._parents[FREEZER]
+        found = []
+        for engine in _subdirectories(freezer_parent):
+            pid, _, started = engine.partition("-")
+            if pid.isdigit() and _start_time(int(pid)) == started:
+                continue  # a live engine's (this one's too): not left over
+            for name in _subdirectories(os.path.join(freezer_parent, engine)):
+                if name.startswith(f"{container}-"):
+                    found.append(
+                        Cgroup({c: os.path.join(p, engine, name) for c, p in self._parents.items()})
+                    )
+        return found
 
 
 def _subdirectories(directory: str) -> list[str]:

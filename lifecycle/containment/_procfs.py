@@ -19,6 +19,7 @@ __all__ = [
     "group_members",
     "is_held_stopped",
     "read_stat",
+    "start_time",
     "zombie_children",
 ]
 
@@ -61,6 +62,18 @@ def read_stat(pid: int) -> ProcStat | None:
     # spaces and parentheses: split after the last ')'.
     fields = data[data.rindex(b")") + 2 :].split(b" ", 3)
     return ProcStat(pid, fields[0].decode(), int(fields[1]), int(fields[2]))
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat``: when it started, in clock ticks since boot.
+
+    A PID is reused once its process is reaped; a PID and its start time
+    together name one process for good (what a journal keeps).
+    """
+    data = _read(f"/proc/{pid}/stat")
+    if not data:
+        return None
+    return int(data[data.rindex(b")") + 2 :].split(b" ")[19])
 
 
 def _children(pid: int) -> list[int]:

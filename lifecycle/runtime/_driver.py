@@ -73,6 +73,15 @@ class RuntimeHandle(Protocol):
         """The main process's PID as this host sees it."""
 
     @property
+    def start_time(self) -> int | None:
+        """When the main process started: clock ticks since boot (proc(5), stat field 22).
+
+        With ``pid`` it names the process for good: a journal keeps both, so a
+        PID reused by someone else is never taken for the container's. None
+        if it could not be read.
+        """
+
+    @property
     def exit_code(self) -> int | None:
         """The exit code, once the exit is complete (``exited``); None before."""
 
@@ -185,6 +194,18 @@ class RuntimeDriver(Protocol):
         ``OSError`` if it cannot be started. Nothing of the probe is left
         running when it returns. Cancellation: the probe is killed, then the
         cancellation propagates.
+        """
+
+    async def release_leftovers(
+        self, container_id: str, *, pid: int | None, start_time: int | None
+    ) -> None:
+        """Kill and clean up whatever an engine that died (``kill -9``, a crash) left of
+        container ``container_id``: its processes, cgroups, runtime state, bundle.
+
+        Called at restore, before the container comes back stopped. ``pid`` and
+        ``start_time`` are its main process's as the journal last knew them
+        (None: it was not known to run); a process is killed only if both
+        match. Never raises (what cannot be cleaned is logged). Call it shielded.
         """
 
     async def aclose(self, grace: float) -> None:

@@ -30,6 +30,7 @@ class FakeHandle:
     def __init__(self, driver: FakeDriver, pid: int, on_exit: Callable[[], None]) -> None:
         self.driver = driver
         self.pid = pid
+        self.start_time: int | None = 5_000 + pid
         self.exit_code: int | None = None
         self.oom_killed = False
         self.signals: list[signal.Signals] = []
@@ -98,6 +99,7 @@ class FakeDriver:
         self.most_starting = 0
         self.probes: list[tuple[str, ...]] = []
         self.probe_results: list[tuple[int, bytes]] = []
+        self.released: list[tuple[str, int | None, int | None]] = []
 
     @property
     def name(self) -> str:
@@ -162,6 +164,12 @@ class FakeDriver:
         await anyio.lowlevel.checkpoint()
         self.probes.append(tuple(argv))
         return self.probe_results.pop(0) if self.probe_results else (0, b"ok\n")
+
+    async def release_leftovers(
+        self, container_id: str, *, pid: int | None, start_time: int | None
+    ) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.released.append((container_id, pid, start_time))
 
     async def aclose(self, grace: float) -> None:
         self.closed_with = grace

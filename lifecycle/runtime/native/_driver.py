@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Final, Literal, final
@@ -38,8 +39,11 @@ from typing import Final, Literal, final
 from anyio.abc import TaskGroup
 
 from lifecycle._errors import InvalidArgumentError
+from lifecycle._logging import get_logger
+from lifecycle._polling import poll_until
+from lifecycle._stringid import truncate_id
 from lifecycle._tasks import ShieldedTasks
-from lifecycle.containment import CgroupRoot, SubreaperLease, find_cgroup_root
+from lifecycle.containment import Cgroup, CgroupRoot, SubreaperLease, find_cgroup_root, procfs
 from lifecycle.model import DEFAULT_PATH, ContainerSpec
 from lifecycle.runtime import Multiplexer, OutputSink, RuntimeHandle, SpawnFailure, run_probe
 from lifecycle.runtime.native._process import SupervisedProcess
@@ -56,6 +60,11 @@ Containment = Literal["auto", "cgroup", "process-group"]
 CONTAINMENTS: Final[tuple[str, ...]] = ("auto", "cgroup", "process-group")
 # What NativeDriver() (and so Engine(runtime="native")) uses: cgroups where we may.
 DEFAULT_CONTAINMENT: Containment = "auto"
+
+
+# How long the processes a dead engine left get to die of SIGKILL (uninterruptible
+# sleep on a dead disk could hold one longer: logged, not waited for).
+LEFTOVER_TIMEOUT: Final = 5.0
 
 
 @final
@@ -200,7 +209,7 @@ class NativeDriver:
             argv = ("unshare", f"--root={spec.rootfs}", f"--wd={spec.cwd or '/'}", "--", *argv)
             cwd = None
         try:
-            cgroup = None if self._cgroups is None else self._cgroups.new()
+            cgroup = None if self._cgroups is None else self._cgroups.new(spec.hostname or "")
         except OSError as error:
             raise SpawnFailure(f"cannot make the container's cgroup: {error}", 125) from None
         try:
@@ -280,6 +289,35 @@ class NativeDriver:
             cwd = None
         return await run_probe(command, env=environment, cwd=cwd, timeout=timeout)
 
+    async def release_leftovers(
+        self, container_id: str, *, pid: int | None, start_time: int | None
+    ) -> None:
+        """What a dead engine left of a container: its processes die (a native process is
+        never adopted: its exit status went with its parent), its cgroup goes.
+
+        As root every process of it is found by its cgroup (named by the short id,
+        so also one spawned just before the engine died, before any record of it);
+        without cgroups only the process group of the main process the journal
+        knew (``pid`` with its ``start_time``) can be found: a process that left
+        that group before the crash is out of reach (README, "Restore").
+        """
+        short_id = truncate_id(container_id)
+        if self._cgroups is not None:
+            for cgroup in self._cgroups.leftovers(short_id):
+                await _empty_and_remove(cgroup)
+        if pid is None or start_time is None or procfs.start_time(pid) != start_time:
+            return
+        stat = procfs.read_stat(pid)
+        if stat is None or stat.pgrp != pid or stat.state in procfs.GONE_STATES:
+            return  # gone already (its cgroup's kill), or not the group leader we started
+        get_logger().warning("killing what a dead engine left", container_id=short_id, pid=pid)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if not await poll_until(lambda: _gone(pid, start_time), LEFTOVER_TIMEOUT):
+            get_logger().error("a left-over process does not die", container_id=short_id, pid=pid)
+
     async def aclose(self, grace: float) -> None:
         # Every stop has reaped its process; give any other watcher a moment,
         # then end the rest (their processes are not ours to wait for any more).
@@ -291,6 +329,29 @@ class NativeDriver:
         if self._cgroups is not None:
             self._cgroups.close()
         self._subreaper.release()
+
+
+def _gone(pid: int, start_time: int) -> bool:
+    """Whether that process is no more (reaped, or a zombie its new parent will reap)."""
+    if procfs.start_time(pid) != start_time:
+        return True
+    stat = procfs.read_stat(pid)
+    return stat is None or stat.state in procfs.GONE_STATES
+
+
+async def _empty_and_remove(cgroup: Cgroup) -> None:
+    """SIGKILL every member (thawed, so a frozen one can die), wait until none is left,
+    remove the cgroup. Logged, never raised, if that does not happen in time."""
+    get_logger().warning("killing what a dead engine left", cgroup=repr(cgroup))
+    cgroup.signal_members(signal.SIGKILL)
+    cgroup.thaw()
+
+    def emptied() -> bool:
+        cgroup.signal_members(signal.SIGKILL)  # one forked meanwhile
+        return not cgroup.members()
+
+    if not await poll_until(emptied, LEFTOVER_TIMEOUT) or not cgroup.remove():
+        get_logger().error("a left-over cgroup cannot be emptied", cgroup=repr(cgroup))
 
 
 def _check_executable(rootfs: str, executable: str, environment: Mapping[str, str] | None) -> None:

@@ -215,6 +215,7 @@ class SupervisedProcess:
         "output_fds",
         "pid",
         "spawn_seconds",
+        "start_time",
     )
 
     def __init__(
@@ -234,6 +235,8 @@ class SupervisedProcess:
         self._reaped = False
         self._exited = anyio.Event()
         self.pid: int = popen.pid
+        # Unreaped, so the PID is still its own (a journal keeps it beside the pid).
+        self.start_time = procfs.start_time(self.pid)
         self.exit_code: int | None = None
         # Read ends of the stdout and stderr pipes, for the driver's multiplexer.
         self.output_fds = output_fds

@@ -31,7 +31,9 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from lifecycle._errors import InvalidArgumentError
+from lifecycle._logging import get_logger
 from lifecycle._polling import poll_until
+from lifecycle._stringid import truncate_id
 from lifecycle._tasks import ShieldedTasks
 from lifecycle.containment import Cgroup, SubreaperLease, pidfd_exited
 from lifecycle.model import ContainerSpec
@@ -295,6 +297,37 @@ class OciDriver:
             )
         finally:
             pid_file.unlink(missing_ok=True)
+
+    async def release_leftovers(
+        self, container_id: str, *, pid: int | None, start_time: int | None
+    ) -> None:
+        """``delete --force`` every runtime container an engine that died left of it
+        (runtime ids are ``<short id>-<n>``: found by name even if it died between
+        the runtime's create and the journal's record), and their bundles. Its PID 1
+        is killed with them: without ``live_restore`` nothing is adopted (Docker's
+        ``--live-restore`` off: moby kills what containerd still runs)."""
+        del pid, start_time  # found by name: the runtime knows its own containers
+        prefix = f"{truncate_id(container_id)}-"
+
+        def release() -> list[str]:
+            try:
+                names = [entry.name for entry in self._runtime.state_root.iterdir()]
+            except OSError:
+                names = []
+            left = [name for name in names if name.startswith(prefix)]
+            for runtime_id in left:
+                self._runtime.delete_now(runtime_id)
+            for bundle in STATE_ROOT.glob(f"bundles/*/{prefix}*"):
+                remove_tree(bundle)
+            _sweep_empty_bundle_directories(STATE_ROOT / "bundles")
+            return left
+
+        with anyio.CancelScope(shield=True):
+            left = await anyio.to_thread.run_sync(release)
+        if left:
+            get_logger().warning(
+                "deleted what a dead engine left", container_id=prefix[:-1], runtime_ids=left
+            )
 
     async def aclose(self, grace: float) -> None:
         await self._watchers.wait_all(grace)

@@ -54,6 +54,7 @@ class OciProcess:
         "output_fds",
         "pid",
         "runtime_id",
+        "start_time",
     )
 
     def __init__(
@@ -73,6 +74,8 @@ class OciProcess:
         self.bundle = bundle
         self.pid = pid
         self._pidfd: int | None = pidfd
+        # Read while the pidfd holds the PID (a journal keeps it beside the pid).
+        self.start_time = procfs.start_time(pid)
         self.output_fds = output_fds
         self._open_outputs = 0 if output_fds is None else len(output_fds)
         self._outputs_closed = anyio.Event()
