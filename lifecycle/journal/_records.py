@@ -52,6 +52,10 @@ class JournalRecord:
     # Docker's HasBeenManuallyStopped: `unless-stopped` does not restart it on restore.
     manually_stopped: bool = False
     health: str | None = None
+    # The main process while running or paused (pid and its start time name it for good):
+    # what a restore kills, never a process that took the pid since.
+    pid: int | None = None
+    pid_start_time: int | None = None
 
 
 def _number(value: float) -> float | str:
@@ -109,6 +113,8 @@ def encode_record(record: JournalRecord) -> dict[str, Any]:
         "restart_count": record.restart_count,
         "manually_stopped": record.manually_stopped,
         "health": record.health,
+        "pid": record.pid,
+        "pid_start_time": record.pid_start_time,
         "spec": _spec_document(record.spec),
     }
 
@@ -172,10 +178,12 @@ def decode_record(document: object, path: str) -> JournalRecord:
         if created is None:
             raise ValueError("created is missing")
         exit_code = document["exit_code"]
-        if exit_code is not None and (
-            isinstance(exit_code, bool) or not isinstance(exit_code, int)
-        ):
-            raise ValueError(f"exit_code must be a number, not {exit_code!r}")
+        for key in ("exit_code", "pid", "pid_start_time"):
+            number = document.get(key)
+            if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+                raise ValueError(f"{key} must be a number, not {number!r}")
+        if not isinstance(document["manually_stopped"], bool):
+            raise ValueError("manually_stopped must be true or false")
         count = document["restart_count"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"restart_count must be a count, not {count!r}")
@@ -195,8 +203,10 @@ def decode_record(document: object, path: str) -> JournalRecord:
             started_at=_time(document["started_at"], "started_at"),
             finished_at=_time(document["finished_at"], "finished_at"),
             restart_count=count,
-            manually_stopped=bool(document["manually_stopped"]),
+            manually_stopped=document["manually_stopped"],
             health=health,
+            pid=document.get("pid"),
+            pid_start_time=document.get("pid_start_time"),
         )
     except (KeyError, TypeError, ValueError, InvalidArgumentError) as error:
         detail = f"missing field {error}" if isinstance(error, KeyError) else str(error)

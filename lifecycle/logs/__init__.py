@@ -14,6 +14,7 @@ from lifecycle.logs._buffer import (
     Stream,
     follow,
     open_log_file,
+    read_log_file,
     rfc3339_nano,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "Stream",
     "follow",
     "open_log_file",
+    "read_log_file",
     "rfc3339_nano",
 ]

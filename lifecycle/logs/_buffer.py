@@ -189,6 +189,15 @@ class LogBuffer:
             self._file_wakeup.set()
         self.wake_followers()
 
+    def preload(self, lines: list[LogLine]) -> None:
+        """Keep ``lines`` (read back from the log file at restore) as if they had just been
+        read, up to ``max_bytes``; the file is not written again."""
+        for line in lines:
+            self._lines.append(line)
+            self._size += len(line.data)
+        while self._size > self.max_bytes and len(self._lines) > 1:
+            self._size -= len(self._lines.popleft().data)
+
     def feed(self, stream: Stream, chunk: bytes) -> None:
         """Add a chunk read from ``stream``: whole lines are kept, the rest waits for more."""
         pending = self._partial[stream]
@@ -292,6 +301,54 @@ class LogBuffer:
                     error=f"{errno.errorcode.get(error.errno or 0, '?')}: {error.strerror}",
                     lost_lines=len(lost),
                 )
+
+
+def _parse_time(stamp: str) -> int:
+    """``rfc3339_nano``'s text back to nanoseconds since the epoch."""
+    whole, _, fraction = stamp.removesuffix("Z").partition(".")
+    seconds = int(datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp())
+    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0")[:9] or 0)
+
+
+def read_log_file(path: Path, max_bytes: int) -> list[LogLine]:
+    """The last lines of a json-file log (what a restored container's ``logs()`` shows).
+
+    At most ``max_bytes`` of output, read from the end of the file (a long log
+    costs one seek, not a read of it all). A line that is not one of ours (torn
+    by a crash mid-append, or edited) is skipped. Blocking: call it in a thread.
+    """
+    try:
+        with path.open("rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            # JSON escaping can triple the bytes of a line; a little more than that.
+            start = max(0, size - 4 * max_bytes - MAX_LINE_BYTES)
+            file.seek(start)
+            data = file.read()
+    except OSError:
+        return []
+    records = data.split(b"\n")
+    if start > 0:
+        records = records[1:]  # begins mid-line
+    lines: list[LogLine] = []
+    for record in records:
+        try:
+            document = json.loads(record)
+            stream = document["stream"]
+            if stream not in ("stdout", "stderr"):
+                continue
+            lines.append(
+                LogLine(stream, _parse_time(document["time"]), document["log"].encode("utf-8"))
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    kept: list[LogLine] = []
+    total = 0
+    for line in reversed(lines):
+        total += len(line.data)
+        if total > max_bytes and kept:
+            break
+        kept.append(line)
+    return kept[::-1]
 
 
 def open_log_file(path: Path) -> bool:

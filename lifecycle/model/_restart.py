@@ -8,10 +8,10 @@ doubles after each restart, capped at one minute; a container that ran for
 restarts a container that was stopped, killed or removed by hand.
 
 ``unless-stopped`` differs from ``always`` only across a restart of the
-Docker daemon (a container stopped by hand stays stopped when the daemon
-comes back). An ``Engine`` does not outlive its ``async with`` block and
-does not bring containers back, so here the two behave the same; the name
-is accepted so that configurations written for Docker keep their meaning.
+engine (``restarts_on_restore``): an engine with a journal
+(``Engine(root=...)``) brings its containers back, and then ``always``
+starts one even if it had been stopped by hand, ``unless-stopped`` does not
+(moby ``daemon.restore`` -> ``Container.ShouldRestart``).
 """
 
 from __future__ import annotations
@@ -97,6 +97,27 @@ class RestartPolicy:
                 return False
             return self.max_retries is None or restarts_so_far < self.max_retries
         return True
+
+    def restarts_on_restore(
+        self, exit_code: int | None, restarts_so_far: int, *, manually_stopped: bool
+    ) -> bool:
+        """Whether an engine that comes back starts this (stopped) container again.
+
+        moby's ``RestartManager.ShouldRestart`` as ``daemon.restore`` calls it:
+        ``always`` restarts whatever stopped it, even ``docker stop``
+        (docker/for-linux#652 is users finding that out); ``unless-stopped``
+        unless it was stopped by hand (a stop by the engine's own shutdown is
+        not by hand: moby#36496); ``on-failure[:N]`` if the last exit code was
+        not 0 and fewer than N restarts were made; ``no`` never. A container
+        that never ran (``exit_code`` None) is not started by any of them.
+        """
+        if exit_code is None or self.name == "no":
+            return False
+        if self.name == "always":
+            return True
+        if self.name == "unless-stopped":
+            return not manually_stopped
+        return self.should_restart(exit_code, restarts_so_far)
 
     def next_delay(self, previous: float, ran_for: float) -> float:
         """The delay before the next restart, given the last one and how long the process ran.

@@ -71,6 +71,15 @@ class Snapshotter(Protocol):
     def remove(self, key: str) -> None:
         """Unmount and delete container ``key``'s filesystem (idempotent)."""
 
+    def detach(self, key: str) -> None:
+        """An engine leaves, the container stays (a journal keeps it): unmount, keep its
+        files, let go of it. ``attach`` brings it back."""
+
+    def attach(self, key: str, image: Image) -> Path:
+        """An engine restores container ``key``: hold it again, mount it if it is not
+        (after ``detach`` or a reboot; a crash leaves it mounted); its path.
+        ``FileNotFoundError`` if its files are gone."""
+
     def changes(self, key: str, image: Image) -> list[Change]: ...
 
     def write_changes(self, key: str, image: Image, out: IO[bytes]) -> None:
@@ -78,8 +87,9 @@ class Snapshotter(Protocol):
 
     def list_keys(self) -> list[str]: ...
 
-    def sweep(self) -> list[str]:
-        """Remove the filesystems of containers whose engine died (crashed); their keys."""
+    def sweep(self, keep: frozenset[str] = frozenset()) -> list[str]:
+        """Remove the filesystems of containers whose engine died (crashed) and that no
+        journal keeps (``keep``); their keys."""
 
 
 _OWNER_LOCK: Final = "owner.lock"
@@ -107,9 +117,16 @@ def _abandoned(home: Path) -> bool:
     return True
 
 
-def _sweep(snapshotter: OverlaySnapshotter | VfsSnapshotter) -> list[str]:
-    """Remove what no live engine holds (see ``choose_snapshotter``); the keys removed."""
-    stale = [key for key in snapshotter.list_keys() if _abandoned(snapshotter.containers / key)]
+def _sweep(
+    snapshotter: OverlaySnapshotter | VfsSnapshotter, keep: frozenset[str] = frozenset()
+) -> list[str]:
+    """Remove what no live engine holds and no journal keeps (``keep``: see
+    ``choose_snapshotter``); the keys removed."""
+    stale = [
+        key
+        for key in snapshotter.list_keys()
+        if key not in keep and _abandoned(snapshotter.containers / key)
+    ]
     for key in stale:
         snapshotter.remove(key)
     return stale
@@ -152,8 +169,8 @@ class OverlaySnapshotter:
         self.containers.mkdir(parents=True, exist_ok=True)
         self._owners: dict[str, int] = {}
 
-    def sweep(self) -> list[str]:
-        return _sweep(self)
+    def sweep(self, keep: frozenset[str] = frozenset()) -> list[str]:
+        return _sweep(self, keep)
 
     def _layer_dirs(self, image: Image) -> list[Path]:
         """The unpacked layers, base first (unpacking any that are not there yet)."""
@@ -215,6 +232,31 @@ class OverlaySnapshotter:
         if home.exists():
             shutil.rmtree(home)
         self._let_go(key)
+
+    def detach(self, key: str) -> None:
+        home = self.containers / key
+        for point in reversed(mounts_under(home)):
+            try:
+                unmount(Path(point))
+            except MountError:
+                unmount(Path(point), lazy=True)  # busy: as remove
+        self._let_go(key)
+
+    def attach(self, key: str, image: Image) -> Path:
+        home = self.containers / key
+        if not (home / "upper").is_dir():
+            raise FileNotFoundError(f"{home / 'upper'} is gone")
+        if key not in self._owners:
+            self._owners[key] = _hold(home)
+        merged = home / "merged"
+        if not mounts_under(home):
+            lower = list(reversed(self._layer_dirs(image)))
+            try:
+                mount_overlay(lower, home / "upper", home / "work", merged)
+            except BaseException:
+                self._let_go(key)
+                raise
+        return merged
 
     def list_keys(self) -> list[str]:
         return sorted(entry.name for entry in self.containers.iterdir() if entry.is_dir())
@@ -290,8 +332,8 @@ class VfsSnapshotter:
         self.containers.mkdir(parents=True, exist_ok=True)
         self._owners: dict[str, int] = {}
 
-    def sweep(self) -> list[str]:
-        return _sweep(self)
+    def sweep(self, keep: frozenset[str] = frozenset()) -> list[str]:
+        return _sweep(self, keep)
 
     def _pristine(self, image: Image) -> Path:
         top = image.layers[-1].chain_id.removeprefix("sha256:") if image.layers else "empty"
@@ -337,6 +379,20 @@ class VfsSnapshotter:
         fd = self._owners.pop(key, None)
         if fd is not None:
             os.close(fd)
+
+    def detach(self, key: str) -> None:
+        fd = self._owners.pop(key, None)
+        if fd is not None:
+            os.close(fd)
+
+    def attach(self, key: str, image: Image) -> Path:
+        del image  # the copy is complete in fs/ (prepare made it before it returned)
+        home = self.containers / key
+        if not (home / "fs").is_dir():
+            raise FileNotFoundError(f"{home / 'fs'} is gone")
+        if key not in self._owners:
+            self._owners[key] = _hold(home)
+        return home / "fs"
 
     def list_keys(self) -> list[str]:
         return sorted(entry.name for entry in self.containers.iterdir() if entry.is_dir())
@@ -409,22 +465,25 @@ def _overlay_works(root: Path) -> bool:
         shutil.rmtree(probe, ignore_errors=True)
 
 
-def choose_snapshotter(root: Path, store: ImageStore, name: str | None = None) -> Snapshotter:
+def choose_snapshotter(
+    root: Path, store: ImageStore, name: str | None = None, *, keep: frozenset[str] = frozenset()
+) -> Snapshotter:
     """overlayfs where it can be mounted, else vfs (or the one ``name`` asks for).
 
     Filesystems that an engine which died (crashed, SIGKILL) left behind are
     swept on the way: each container's directory is held by an flock of its
     engine, which the kernel drops when that process ends, so one that no
-    live process holds is stale -- including those of the other snapshotter.
+    live process holds is stale -- including those of the other snapshotter --
+    unless its key is in ``keep`` (a journal's containers, to be restored).
     """
     root.mkdir(parents=True, exist_ok=True)
     if name is None:
         name = "overlayfs" if _overlay_works(root) else "vfs"
     overlay_root, vfs_root = root / "overlayfs", root / "vfs"
     if overlay_root.exists() and os.geteuid() == 0:
-        OverlaySnapshotter(overlay_root, store).sweep()
+        OverlaySnapshotter(overlay_root, store).sweep(keep)
     if vfs_root.exists():
-        VfsSnapshotter(vfs_root, store).sweep()
+        VfsSnapshotter(vfs_root, store).sweep(keep)
     if name == "overlayfs":
         return OverlaySnapshotter(overlay_root, store)
     return VfsSnapshotter(vfs_root, store)

@@ -137,8 +137,17 @@ def test_what_a_crash_left_mid_write_is_never_read(tmp_path: Path) -> None:
     torn = tmp_path / "containers" / f".{_ID}.json.k3j2.tmp"
     torn.write_text('{"version": 1, "id": "')  # half a record
     assert 1 == len(journal.read_all())
-    Journal(tmp_path)  # the next open sweeps it
+    Journal(tmp_path)  # a reader (lifecycle ps) leaves it: it may be a live engine's
+    assert torn.exists()
+    owner = Journal(tmp_path)
+    owner.lock()  # the next engine sweeps it
     assert not torn.exists()
+    with pytest.raises(JournalError, match="another engine is using this root"):
+        Journal(tmp_path).lock()
+    owner.unlock()
+    successor = Journal(tmp_path)
+    successor.lock()  # free again (and an flock dies with its process)
+    successor.unlock()
     with pytest.raises(JournalError, match="not a container id"):
         journal.read("../../etc/passwd")
 
