@@ -34,6 +34,7 @@ from lifecycle.engine import Container, Engine, EngineStatistics
 from lifecycle.events import Event, Subscription
 from lifecycle.graph import render, render_async
 from lifecycle.images import Image, ImageConfig, ImageReference, ImageStore, Layer
+from lifecycle.journal import JournalError
 from lifecycle.live import LiveGraph
 from lifecycle.logs import LogLine, LogStatistics
 from lifecycle.model import (
@@ -73,6 +74,7 @@ __all__ = [
     "InvalidReferenceError",
     "InvalidSignalError",
     "InvalidTransitionError",
+    "JournalError",
     "Layer",
     "LifecycleError",
     "LiveGraph",

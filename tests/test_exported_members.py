@@ -30,6 +30,7 @@ EXPECTED = [
     "InvalidReferenceError",
     "InvalidSignalError",
     "InvalidTransitionError",
+    "JournalError",
     "Layer",
     "LifecycleError",
     "LiveGraph",

@@ -56,11 +56,13 @@ from lifecycle._logging import get_logger
 from lifecycle._stringid import truncate_id
 from lifecycle.engine._context import EngineContext
 from lifecycle.engine._health import HealthMonitor
+from lifecycle.engine._journaling import RecordKeeper
 from lifecycle.engine._restarts import RestartTracker
 from lifecycle.engine._termination import terminate
 from lifecycle.events import DEFAULT_MAX_BUFFER, Subscription
 from lifecycle.graph import lifecycle_graph
 from lifecycle.images import Image
+from lifecycle.journal import JournalError, JournalRecord
 from lifecycle.logs import LogBuffer, LogLine, LogStatistics
 from lifecycle.logs import follow as follow_logs
 from lifecycle.model import (
@@ -86,9 +88,13 @@ from lifecycle.runtime import RuntimeDriver, RuntimeHandle, SpawnFailure
 __all__ = [
     "Container",
     "cancel_pending_restart",
+    "detach_rootfs",
+    "flush_record",
     "new_container",
     "observe",
     "release_rootfs",
+    "restore_container",
+    "start_on_restore",
     "stop_for_shutdown",
 ]
 
@@ -128,7 +134,9 @@ class _Operation:
             container._lock.release()
             raise
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         container = self._container
         try:
             # An exit noticed while we held the lock is committed now (see
@@ -136,6 +144,14 @@ class _Operation:
             container._reconcile()
         finally:
             container._lock.release()
+        keeper = container._keeper
+        if keeper is None:
+            return
+        # What the operation committed is on disk before it returns (Engine(root=...)).
+        if self._internal or exc is not None:
+            await keeper.flush_in_background()  # nobody to raise to, or an error already
+        else:
+            await keeper.flush()
 
 
 @final
@@ -154,11 +170,13 @@ class Container:
         "_handle",
         "_health",
         "_image",
+        "_keeper",
         "_lock",
         "_logs",
         "_model",
         "_restarts",
         "_spec",
+        "created_at",
         "error",
         "exit_code",
         "finished_at",
@@ -180,12 +198,14 @@ class Container:
     _image: Image | None
     _exit_count: int
     _health: HealthMonitor | None
+    _keeper: RecordKeeper | None
     id: str
     name: str
     exit_code: int | None
     # Docker's State.OOMKilled: the last run was ended by the kernel's OOM killer.
     oom_killed: bool
     error: str | None
+    created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
 
@@ -497,6 +517,29 @@ class Container:
         if changed is not None:
             changed.set()
         self._logs.wake_followers()
+        if self._keeper is not None and not self._lock.locked():
+            # A change with no operation to flush it (an exit, a health status): written
+            # in the background; an operation flushes its own on the way out.
+            self._context.spawn(self._keeper.flush_in_background)
+
+    def _journal_record(self) -> JournalRecord:
+        """What the journal keeps of this container now (``RecordKeeper``'s snapshot)."""
+        handle = self._handle if self._model.state in _LIVE else None
+        return JournalRecord(
+            id=self.id,
+            name=self.name,
+            spec=self._spec,
+            state=self._model.state,
+            created=self.created_at,
+            exit_code=self.exit_code,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            restart_count=self._restarts.count,
+            manually_stopped=self._restarts.manually_stopped,
+            health=self.health.status,
+            pid=None if handle is None else handle.pid,
+            pid_start_time=None if handle is None else handle.start_time,
+        )
 
     def _emit(
         self,
@@ -916,6 +959,12 @@ class Container:
             self._check(Trigger.REMOVE)
             self._context.forget(self.id)
             self._commit(Trigger.REMOVE, "destroy")
+            if self._keeper is not None:
+                # Before the root filesystem goes: a crash between the two leaves a
+                # filesystem no record keeps, which the next engine sweeps; never a
+                # record whose filesystem is half gone.
+                keeper, self._keeper = self._keeper, None
+                await keeper.remove(self.id)
         await release_rootfs(self)
 
     async def wait(self, condition: WaitCondition = "not-running") -> int:
@@ -972,8 +1021,31 @@ def new_container(
     name: str,
     logs: LogBuffer,
     image: Image | None = None,
+    created_at: datetime | None = None,
+    written: JournalRecord | None = None,
 ) -> Container:
-    """Make a container and commit its ``create`` (log line and event)."""
+    """Make a container and commit its ``create`` (log line and event).
+
+    ``written``: its record, already in the engine's journal (``Engine.create``
+    writes it first, so a container exists only once its record does).
+    """
+    self = _new_handle(context, spec, container_id, name, logs, image, created_at, written)
+    context.record(self._model.last_transition)
+    self._log_transition(Trigger.CREATE, None)
+    self._emit("create", None, State.CREATED)
+    return self
+
+
+def _new_handle(  # noqa: PLR0917 -- every field a container starts with
+    context: EngineContext,
+    spec: ContainerSpec,
+    container_id: str,
+    name: str,
+    logs: LogBuffer,
+    image: Image | None,
+    created_at: datetime | None,
+    written: JournalRecord | None,
+) -> Container:
     self = object.__new__(Container)
     self._image = image
     self._context = context
@@ -995,10 +1067,58 @@ def new_container(
     self._logs = logs
     check = spec.healthcheck
     self._health = None if check is None or check.disabled else HealthMonitor(check)
-    context.record(self._model.last_transition)
-    self._log_transition(Trigger.CREATE, None)
-    self._emit("create", None, State.CREATED)
+    self.created_at = _now() if created_at is None else created_at
+    journal = context.journal
+    self._keeper = None if journal is None else RecordKeeper(journal, self._journal_record, written)
     return self
+
+
+def restore_container(
+    context: EngineContext,
+    record: JournalRecord,
+    *,
+    logs: LogBuffer,
+    image: Image | None,
+    exit_code: int | None,
+) -> Container:
+    """A container of the journal, back as ``created`` or ``stopped`` (no event: Docker's
+    restore publishes none). ``exit_code``: the one it comes back with (the record's,
+    or 255 for a run the engine never saw end)."""
+    self = _new_handle(
+        context, record.spec, record.id, record.name, logs, image, record.created, record
+    )
+    if record.state is not State.CREATED:
+        # The table's own path to stopped, so the model's last transition is a real row.
+        self._model.apply(Trigger.START)
+        self._model.apply(Trigger.DIE)
+    self.exit_code = exit_code
+    self.started_at = record.started_at
+    self.finished_at = record.finished_at
+    if record.state in _LIVE and record.finished_at is None:
+        self.finished_at = _now()  # when this engine learned that the run had ended
+    self._restarts.count = record.restart_count
+    self._restarts.manually_stopped = record.manually_stopped
+    return self
+
+
+async def flush_record(container: Container) -> None:
+    """Shutdown: its last state on disk (a failure is logged: nobody to raise to)."""
+    if container._keeper is not None:
+        await container._keeper.flush_in_background()
+
+
+async def start_on_restore(container: Container) -> None:
+    """Restore: a start by the restart policy (``RestartPolicy.restarts_on_restore``).
+
+    As moby, a start like ``docker start``: the restart count starts over. A start
+    that fails is recorded (exit code 127/126) and logged, not raised.
+    """
+    try:
+        await container.start()
+    except (SpawnError, JournalError) as error:
+        get_logger().error(
+            "restart on restore failed", container_id=container.short_id, reason=str(error)
+        )
 
 
 def is_live(container: Container) -> bool:
@@ -1044,3 +1164,19 @@ async def release_rootfs(container: Container) -> None:
     if store is not None:
         store.release(image.id, container.id)
     container._spec = dataclasses.replace(container._spec, rootfs=None)
+
+
+async def detach_rootfs(container: Container) -> None:
+    """Shutdown with a journal: unmount its root filesystem but keep it (and let go of its
+    image's hold) for the engine that restores it. Shielded."""
+    snapshotter, store, image = (
+        container._context.snapshotter,
+        container._context.store,
+        container._image,
+    )
+    if snapshotter is None or image is None or container._spec.rootfs is None:
+        return
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(snapshotter.detach, container.id)
+    if store is not None:
+        store.release(image.id, container.id)

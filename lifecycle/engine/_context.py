@@ -21,6 +21,7 @@ from lifecycle._errors import EngineClosedError
 from lifecycle.engine._fleet import FleetCounters
 from lifecycle.events import EventBus, make_event
 from lifecycle.images import ImageStore
+from lifecycle.journal import Journal
 from lifecycle.model import ContainerSpec, State, Transition
 from lifecycle.rootfs import Snapshotter
 from lifecycle.runtime import RuntimeDriver, check_driver_name, create_driver
@@ -43,6 +44,7 @@ class EngineContext:
         "closing",
         "default_runtime",
         "fleet",
+        "journal",
         "runtimes",
         "snapshotter",
         "store",
@@ -58,6 +60,7 @@ class EngineContext:
         forget: Callable[[str], None],
         store: ImageStore | None = None,
         snapshotter: Snapshotter | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._environ = environ
         # Every runtime name a container may choose; the built-in drivers are
@@ -75,6 +78,8 @@ class EngineContext:
         # Images and their copy-on-write root filesystems (None: argv-only containers).
         self.store = store
         self.snapshotter = snapshotter
+        # Each container's record on disk (Engine(root=...)); None: the engine forgets.
+        self.journal = journal
 
     # -- the engine's lifecycle (the engine calls these) -------------------
 

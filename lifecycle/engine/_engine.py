@@ -21,6 +21,7 @@ import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self, final
@@ -30,24 +31,29 @@ import anyio.lowlevel
 import graphviz
 from anyio.abc import TaskGroup
 
-from lifecycle._errors import EngineClosedError, InvalidArgumentError
+from lifecycle._errors import EngineClosedError, ImageNotFoundError, InvalidArgumentError
 from lifecycle._logging import get_logger
 from lifecycle._stringid import new_id, truncate_id
 from lifecycle._tasks import ShieldedTasks
 from lifecycle.engine._container import (
     Container,
     cancel_pending_restart,
+    detach_rootfs,
+    flush_record,
     is_live,
     new_container,
     observe,
     release_rootfs,
+    restore_container,
+    start_on_restore,
     stop_for_shutdown,
 )
 from lifecycle.engine._context import EngineContext
 from lifecycle.engine._registry import ContainerRegistry
 from lifecycle.events import DEFAULT_MAX_BUFFER, Event, Subscription, deliver_to_callback
 from lifecycle.images import Image, ImageStore
-from lifecycle.logs import LogBuffer, open_log_file
+from lifecycle.journal import Journal, JournalRecord
+from lifecycle.logs import LogBuffer, open_log_file, read_log_file
 from lifecycle.model import (
     DEFAULT_LOG_BYTES,
     DEFAULT_PATH,
@@ -84,6 +90,9 @@ SHUTDOWN_GRACE: Final = 5.0
 # signal from its owner, so the engine looks. Precedent: Kubernetes' PLEG
 # relists containers every 1 s for the changes nobody reports to it.
 DEFAULT_OBSERVE_INTERVAL: Final = 1.0
+# The exit code of a run the engine never saw end (it died first): moby's restore
+# gives a container whose task is gone exit code 255 too.
+UNSEEN_EXIT_CODE: Final = 255
 
 
 @final
@@ -152,6 +161,8 @@ class Engine:
             raise InvalidArgumentError(f"store must be an ImageStore, not {store!r}")
         if store is None and root is not None:
             store = ImageStore(root)
+        # With a root, each container's record is kept on disk and restored at entry.
+        journal = None if root is None else Journal(root)
         if snapshotter not in (None, "overlayfs", "vfs"):
             raise InvalidArgumentError(
                 f"unknown snapshotter {snapshotter!r} (expected overlayfs, vfs or None: the best)"
@@ -159,7 +170,12 @@ class Engine:
         snapshots = (
             None
             if store is None
-            else choose_snapshotter(store.root / "snapshots", store, snapshotter)
+            else choose_snapshotter(
+                store.root / "snapshots",
+                store,
+                snapshotter,
+                keep=frozenset() if journal is None else journal.ids(),
+            )
         )
         self._observe_interval = check_interval(observe_interval, "observe_interval")
         given = _check_drivers(drivers)
@@ -173,6 +189,7 @@ class Engine:
             forget=self._registry.remove,
             store=store,
             snapshotter=snapshots,
+            journal=journal,
         )
         self._observer = ShieldedTasks()
         self._task_group: TaskGroup | None = None
@@ -193,16 +210,126 @@ class Engine:
     async def __aenter__(self) -> Self:
         if self._task_group is not None or self._context.closed:
             raise RuntimeError("an Engine can be entered only once")
+        journal = self._context.journal
+        if journal is not None:
+            journal.lock()  # before anything runs: a refused engine started nothing
         async with AsyncExitStack() as stack:
+            if journal is not None:
+                stack.callback(journal.unlock)
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
             self._context.enter(self._task_group)
             # The default driver is ready before the first create (its
             # supervision runs from the start, as it always has).
             self._context.driver(self._context.default_runtime)
+            if journal is not None:
+                try:
+                    with anyio.CancelScope(shield=True):
+                        await self._restore(journal)
+                except BaseException:
+                    # What was restored is shut down as at exit, then the error propagates.
+                    self._context.closing = True
+                    with anyio.CancelScope(shield=True):
+                        await self._stop_everything()
+                    self._context.closed = True
+                    raise
             if self._observe_interval is not None:
                 self._observer.start(self._task_group, self._observe_periodically)
             self._exit_stack = stack.pop_all()
         return self
+
+    async def _restore(self, journal: Journal) -> None:
+        """Bring back the journal's containers (moby ``daemon.restore``), then start those
+        their restart policy starts on restore (``RestartPolicy.restarts_on_restore``).
+
+        A container that was running or paused comes back stopped: whatever is left of
+        its run (an engine that died leaves its processes, an OCI runtime's container)
+        is killed first, and a run nobody saw end gets exit code 255. Every container,
+        whatever its state, has its leftovers released: the engine may have died
+        between a spawn and the record of it.
+        """
+        records, broken = await anyio.to_thread.run_sync(journal.read_each)
+        for error in broken:
+            get_logger().error("container not restored", path=error.path, problem=error.problem)
+        to_start: list[Container] = []
+        for record in records:
+            container = await self._restore_one(record)
+            if container is None:
+                continue
+            policy = container.restart_policy
+            ran = None if record.started_at is None else container.exit_code
+            if policy.restarts_on_restore(
+                ran, record.restart_count, manually_stopped=record.manually_stopped
+            ):
+                to_start.append(container)
+            await flush_record(container)  # a run that ended unseen: stopped, 255, on disk
+        async with anyio.create_task_group() as group:
+            for container in to_start:
+                group.start_soon(start_on_restore, container)
+
+    async def _restore_one(self, record: JournalRecord) -> Container | None:
+        context = self._context
+        spec = record.spec
+        try:
+            context.check_runtime(spec.runtime)
+            driver = context.driver(spec.runtime)
+        except InvalidArgumentError as error:
+            get_logger().error("container not restored", container_id=record.id, reason=str(error))
+            return None
+        await driver.release_leftovers(record.id, pid=record.pid, start_time=record.pid_start_time)
+        image = None
+        if spec.image is not None:
+            try:
+                image = None if context.store is None else context.store.get(spec.image)
+            except ImageNotFoundError:
+                image = None
+            if image is None or context.snapshotter is None or context.store is None:
+                get_logger().error(
+                    "container not restored: its image is gone",
+                    container_id=record.id,
+                    image=spec.image,
+                )
+                return None
+            try:
+                rootfs = await anyio.to_thread.run_sync(
+                    context.snapshotter.attach, record.id, image
+                )
+            except OSError as error:
+                get_logger().error(
+                    "container not restored: its root filesystem cannot be mounted",
+                    container_id=record.id,
+                    reason=str(error),
+                )
+                return None
+            spec = dataclasses.replace(spec, rootfs=str(rootfs))
+            context.store.hold(image.id, record.id)
+            record = dataclasses.replace(record, spec=spec)
+        log_path = None if spec.log_file is None else Path(spec.log_file)
+        logs = LogBuffer(spec.log_bytes, log_path)
+        if log_path is not None:
+            logs.preload(await anyio.to_thread.run_sync(read_log_file, log_path, spec.log_bytes))
+        was_live = record.state in (State.RUNNING, State.PAUSED)
+        container = restore_container(
+            context,
+            record,
+            logs=logs,
+            image=image,
+            exit_code=UNSEEN_EXIT_CODE if was_live else record.exit_code,
+        )
+        if was_live:
+            get_logger().warning(
+                "restored stopped: its run ended with the engine that ran it",
+                container_id=container.short_id,
+                name=container.name,
+                exit_code=UNSEEN_EXIT_CODE,
+            )
+        self._add(container, logs, log_path)
+        return container
+
+    def _add(self, container: Container, logs: LogBuffer, log_path: Path | None) -> None:
+        if log_path is not None and self._task_group is not None:
+            self._log_writers.start(self._task_group, logs.write_file_forever)
+            self._log_files.append(logs)
+        self._registry.add(container)
 
     async def __aexit__(
         self,
@@ -233,10 +360,18 @@ class Engine:
             for container in containers:
                 if container.state in (State.RUNNING, State.PAUSED):
                     group.start_soon(stop_for_shutdown, container)
-        # The engine forgets its containers when it ends (no journal yet), so their root
-        # filesystems must not outlive it: unmounted and deleted, as remove would.
-        for container in containers:
-            await release_rootfs(container)
+        if self._context.journal is None:
+            # The engine forgets its containers when it ends, so their root
+            # filesystems must not outlive it: unmounted and deleted, as remove would.
+            for container in containers:
+                await release_rootfs(container)
+        else:
+            # The journal keeps them: each one's last state on disk (a stop by the
+            # shutdown is not by hand: unless-stopped starts it again on restore),
+            # its filesystem unmounted but kept for the next engine to mount.
+            for container in containers:
+                await flush_record(container)
+                await detach_rootfs(container)
         for driver in self._context.opened_drivers():
             await driver.aclose(SHUTDOWN_GRACE)
         self._log_writers.cancel_all()
@@ -394,14 +529,51 @@ class Engine:
                 raise
             spec = dataclasses.replace(spec, rootfs=str(rootfs))
             store.hold(chosen_image.id, container_id)
+        created_at = datetime.now(UTC)
+        written = None
+        if context.journal is not None:
+            # The record first: a container exists once its record does, so a crash
+            # after create returned never loses it (one before leaves a filesystem no
+            # record keeps, which the next engine sweeps).
+            written = JournalRecord(
+                id=container_id, name=name, spec=spec, state=State.CREATED, created=created_at
+            )
+            try:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(context.journal.write, written)
+            except BaseException:
+                await self._undo_create(container_id, spec, chosen_image, log_path, log_created)
+                raise
         container = new_container(
-            context, spec, container_id=container_id, name=name, logs=logs, image=chosen_image
+            context,
+            spec,
+            container_id=container_id,
+            name=name,
+            logs=logs,
+            image=chosen_image,
+            created_at=created_at,
+            written=written,
         )
-        if log_path is not None and self._task_group is not None:
-            self._log_writers.start(self._task_group, logs.write_file_forever)
-            self._log_files.append(logs)
-        registry.add(container)
+        self._add(container, logs, log_path)
         return container
+
+    async def _undo_create(
+        self,
+        container_id: str,
+        spec: ContainerSpec,
+        image: Image | None,
+        log_path: Path | None,
+        log_created: bool,
+    ) -> None:
+        """A create that failed at its last step: nothing of it is left."""
+        context = self._context
+        with anyio.CancelScope(shield=True):
+            if spec.rootfs and context.snapshotter is not None:
+                await anyio.to_thread.run_sync(context.snapshotter.remove, container_id)
+            if image is not None and context.store is not None:
+                context.store.release(image.id, container_id)
+        if log_created and log_path is not None:
+            await anyio.to_thread.run_sync(lambda: log_path.unlink(missing_ok=True))
 
     def _image_for(self, reference: str | None) -> Image | None:
         if reference is None:
