@@ -8,6 +8,7 @@ README for what is and is not supported.
 
 from __future__ import annotations
 
+from lifecycle.api._formats import human_duration
 from lifecycle.api._server import ServerError, default_socket_path, prepare_socket, serve
 from lifecycle.api._service import API_VERSION, MIN_API_VERSION, DockerApi
 
@@ -17,6 +18,7 @@ __all__ = [
     "DockerApi",
     "ServerError",
     "default_socket_path",
+    "human_duration",
     "prepare_socket",
     "serve",
 ]

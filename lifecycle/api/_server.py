@@ -116,7 +116,8 @@ async def serve(
         listener = await anyio.abc.SocketListener.from_socket(raw)
         with anyio.open_signal_receiver(*_SHUTDOWN_SIGNALS) as signals:
             # The engine outlives the connections: leaving it stops every container.
-            async with Engine(store=store, runtime=runtime) as engine:  # noqa: SIM117
+            # root: the journal too -- containers come back when the server does (dockerd).
+            async with Engine(store=store, root=root, runtime=runtime) as engine:  # noqa: SIM117
                 async with anyio.create_task_group() as connections:
                     state = ApiState(
                         engine=engine,

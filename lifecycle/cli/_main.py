@@ -24,6 +24,7 @@ from lifecycle._logging import configure_logging
 from lifecycle._version import __version__
 from lifecycle.cli._demo import run_demo
 from lifecycle.cli._images import IMAGE_COMMANDS, add_image_commands, run_image_command
+from lifecycle.cli._ps import add_ps_command, run_ps
 from lifecycle.cli._run import EXIT_LIFECYCLE_FAILED, RunOptions, run_container
 from lifecycle.cli._serve import ServerError, add_serve_command, run_serve
 from lifecycle.graph import IN_PROCESS_FORMATS, SYSTEM_DOT_FORMATS, lifecycle_graph, render_source
@@ -248,6 +249,7 @@ def _build_parser() -> _Parser:
     )
     _add_logging_options(demo, "info")
     _add_logging_options(add_serve_command(commands), "info")
+    add_ps_command(commands)
     add_image_commands(commands)
     return parser
 
@@ -352,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arguments.subcommand == "serve":
             _configure_logging(arguments)
             run_serve(arguments)
+        elif arguments.subcommand == "ps":
+            return run_ps(arguments)
         elif arguments.subcommand in IMAGE_COMMANDS:
             run_image_command(arguments)
     except BrokenPipeError:
