@@ -33,6 +33,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/suite.py
 	$(BIN)/python benchmarks/containment.py
+	$(BIN)/python benchmarks/journal.py
 	$(BIN)/python benchmarks/oci.py
 	$(BIN)/python benchmarks/api.py
 

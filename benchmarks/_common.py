@@ -92,3 +92,31 @@ def burn_cpu() -> subprocess.Popen[bytes]:
         "    for _ in range(3_000_000):\n        pass\n"
     )
     return subprocess.Popen(["python3", "-c", script])
+
+
+PHASES = ("create", "start", "pause", "unpause", "stop", "remove")
+
+
+async def phased_cycles(engine: Engine, cycles: int) -> tuple[float, dict[str, float]]:
+    """``cycles`` sequential create/start/pause/unpause/stop/remove cycles of ``sleep 60``:
+    cycles/s and the mean milliseconds of each phase."""
+    spent = dict.fromkeys(PHASES, 0.0)
+    began = time.perf_counter()
+    for _ in range(cycles):
+        mark = time.perf_counter()
+        container = await engine.create(["sleep", "60"])
+        for phase, step in (
+            ("create", None),
+            ("start", container.start),
+            ("pause", container.pause),
+            ("unpause", container.unpause),
+            ("stop", container.stop),
+            ("remove", container.remove),
+        ):
+            if step is not None:
+                await step()
+            now = time.perf_counter()
+            spent[phase] += now - mark
+            mark = now
+    elapsed = time.perf_counter() - began
+    return cycles / elapsed, {phase: spent[phase] / cycles * 1e3 for phase in PHASES}

@@ -14,42 +14,21 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import PHASES, phased_cycles
 from lifecycle import Engine
 from lifecycle.runtime.native import NativeDriver
-
-PHASES = ("create", "start", "pause", "unpause", "stop", "remove")
 
 
 async def _round(containment: str, cycles: int) -> tuple[float, dict[str, float]]:
     """cycles/s and the mean milliseconds of each phase, for one engine."""
-    spent = dict.fromkeys(PHASES, 0.0)
     async with Engine(drivers=[NativeDriver(containment=containment)]) as engine:  # type: ignore[arg-type]
-        began = time.perf_counter()
-        for _ in range(cycles):
-            mark = time.perf_counter()
-            container = await engine.create(["sleep", "60"])
-            for phase, step in (
-                ("create", None),
-                ("start", container.start),
-                ("pause", container.pause),
-                ("unpause", container.unpause),
-                ("stop", container.stop),
-                ("remove", container.remove),
-            ):
-                if step is not None:
-                    await step()
-                now = time.perf_counter()
-                spent[phase] += now - mark
-                mark = now
-        elapsed = time.perf_counter() - began
-    return cycles / elapsed, {phase: spent[phase] / cycles * 1e3 for phase in PHASES}
+        return await phased_cycles(engine, cycles)
 
 
 async def _compare(rounds: int, cycles: int) -> dict[str, tuple[float, dict[str, float]]]:

@@ -137,6 +137,14 @@ def test_containment_benchmark_still_runs() -> None:
 
 
 @pytest.mark.timeout(300)
+def test_journal_benchmark_still_runs() -> None:
+    """benchmarks/journal.py compares an engine with and without a journal, and restores."""
+    output = quick_benchmark("journal.py")
+    for text in ("asyncio: cycles/s in memory", "trio: cycles/s in memory", "restore of 5"):
+        assert text in output
+
+
+@pytest.mark.timeout(300)
 def test_oci_benchmark_still_runs() -> None:
     """benchmarks/oci.py runs end to end in its tiny CI size (as root with runc)."""
     output = quick_benchmark("oci.py")
