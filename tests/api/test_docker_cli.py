@@ -250,3 +250,21 @@ def test_health_checks_through_the_cli(loaded: Server) -> None:
     ).stdout.split("\n")  # fmt: skip
     assert ["health_status: healthy", "health_status: unhealthy"] == [a for a in actions if a]
     loaded.docker("rm", "-f", "doc")
+
+
+def test_containers_come_back_when_the_server_restarts(loaded: Server) -> None:
+    """dockerd's restore through the real CLI: a SIGTERM of the server stops its containers
+    (not by hand), the next server on the same root brings them back; the restart policy
+    unless-stopped starts one again, a plain one stays exited with its exit status."""
+    loaded.docker(
+        "run", "-d", "--name", "kept", "--restart", "unless-stopped", "busybox", "sleep", "60"
+    )
+    loaded.docker("run", "--name", "done", "busybox", "sh", "-c", "exit 3", check=False)
+    assert 0 == loaded.stop()
+    loaded.start()
+    listed = loaded.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+    statuses = dict(line.split(" ", 1) for line in listed.splitlines())
+    assert statuses["kept"].startswith("Up ")
+    assert statuses["done"].startswith("Exited (3) ")
+    assert "busybox" in loaded.docker("inspect", "--format", "{{.Config.Image}}", "kept").stdout
+    loaded.docker("rm", "-f", "kept", "done")
