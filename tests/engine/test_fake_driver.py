@@ -11,6 +11,8 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 import anyio.lowlevel
@@ -18,6 +20,7 @@ import pytest
 from anyio.abc import TaskGroup
 
 from lifecycle import Engine, InvalidArgumentError, PauseTimeoutError, SpawnError, State
+from lifecycle.journal import Journal, JournalRecord
 from lifecycle.model import ContainerSpec
 from lifecycle.runtime import OutputSink, RuntimeDriver, RuntimeHandle, SpawnFailure
 
@@ -282,3 +285,50 @@ async def test_an_unknown_runtime_is_refused_and_nothing_is_created() -> None:
         Engine(drivers=[FakeDriver(), FakeDriver()])
     with pytest.raises(InvalidArgumentError, match="must be RuntimeDrivers"):
         Engine(drivers=[object()])  # type: ignore[list-item]
+
+
+async def test_restore_asks_the_driver_to_release_what_a_dead_engine_left(
+    tmp_path: Path,
+) -> None:
+    """Pure engine logic of restore, on records a crash left: each container's driver gets
+    release_leftovers with the pid and start time its record names (None for one that was
+    not running); a running one comes back stopped with 255; a record of a runtime this
+    engine does not have is left on disk, not restored, not deleted."""
+    journal = Journal(tmp_path)
+    now = datetime.now(UTC)
+    running, idle, ghost = (f"{digit}" * 64 for digit in "abc")
+    journal.write(
+        JournalRecord(
+            id=running, name="web", spec=ContainerSpec.build(["server"], runtime="fake"),
+            state=State.RUNNING, created=now, started_at=now, pid=10_000, pid_start_time=15_000,
+        )
+    )  # fmt: skip
+    journal.write(
+        JournalRecord(
+            id=idle, name="idle", spec=ContainerSpec.build(["job"], runtime="fake"),
+            state=State.CREATED, created=now,
+        )
+    )  # fmt: skip
+    journal.write(
+        JournalRecord(
+            id=ghost, name="ghost", spec=ContainerSpec.build(["job"], runtime="ghost"),
+            state=State.CREATED, created=now,
+        )
+    )  # fmt: skip
+    driver = FakeDriver()
+    with anyio.fail_after(10):
+        async with Engine(root=tmp_path, drivers=[driver]) as engine:
+            assert sorted([(running, 10_000, 15_000), (idle, None, None)]) == sorted(
+                driver.released
+            )
+            web = engine.get("web")
+            assert (State.STOPPED, 255, None) == (web.state, web.exit_code, web.pid)
+            assert State.CREATED is engine.get("idle").state
+            assert ["web", "idle"] == sorted((c.name for c in engine.containers()), reverse=True)
+            assert (State.STOPPED, 255) == (
+                journal.read(running).state,
+                journal.read(running).exit_code,
+            )
+            await web.start()  # the driver runs it again
+            assert web.pid == driver.spawned[0][2].pid
+    assert journal.read(ghost).name == "ghost"

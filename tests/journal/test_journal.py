@@ -64,7 +64,8 @@ def test_a_full_record_round_trips(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     record = _record(
         _full_spec(), exit_code=137, started_at=_NOW, finished_at=_NOW + timedelta(seconds=3),
-        restart_count=2, manually_stopped=True, health="unhealthy",
+        restart_count=2, manually_stopped=True, health="unhealthy", pid=4242,
+        pid_start_time=987654,
     )  # fmt: skip
     journal.write(record)
     assert record == journal.read(_ID)
@@ -109,6 +110,9 @@ def test_records_round_trip(
         (lambda d: json.dumps({**d, "state": "zombie"}), "zombie"),
         (lambda d: json.dumps({**d, "exit_code": "x"}), "exit_code must be a number"),
         (lambda d: json.dumps({**d, "restart_count": -1}), "restart_count"),
+        (lambda d: json.dumps({**d, "pid": "1"}), "pid must be a number"),
+        (lambda d: json.dumps({**d, "pid_start_time": True}), "pid_start_time must be a number"),
+        (lambda d: json.dumps({**d, "manually_stopped": "yes"}), "manually_stopped must be"),
         (lambda d: json.dumps({**d, "id": "ef" * 32}), "holds container"),
         (
             lambda d: json.dumps({**d, "spec": {**d["spec"], "command": []}}),

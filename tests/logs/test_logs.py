@@ -13,6 +13,7 @@ import structlog.testing
 
 from lifecycle import Engine, InvalidArgumentError, LogLine, RestartPolicy
 from lifecycle._polling import poll_until
+from lifecycle.logs import read_log_file
 
 pytestmark = pytest.mark.anyio
 
@@ -230,3 +231,27 @@ async def test_a_log_file_that_fails_later_keeps_the_lines_written_before(tmp_pa
         statistics = container.log_statistics()
     assert (1, len(b"first\n")) == (statistics.file_lost_lines, statistics.file_lost_bytes)
     assert ["first", "first"] == [line.text for line in container.logs()]
+
+
+async def test_a_log_files_tail_reads_back_as_the_lines_it_was_written_from(
+    tmp_path: Path,
+) -> None:
+    """read_log_file (what a restored container's logs() starts with): the exact lines,
+    streams and nanosecond times of the container's output, the last max_bytes of them;
+    a line torn by a crash mid-append is skipped, not misread."""
+    sink = tmp_path / "web.log"
+    with anyio.fail_after(10):
+        async with Engine() as engine:
+            container = await engine.create(
+                ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9; do echo line$i; done; echo é >&2"],
+                log_file=sink,
+            )
+            await container.start()
+            await container.wait()
+            written = container.logs()
+    assert written == read_log_file(sink, 1 << 20)
+    assert written[-3:] == read_log_file(sink, 3 * len(b"line9\n"))  # é\n is 3 bytes too
+    with sink.open("a") as log:
+        log.write('{"log": "torn')  # a crash in the middle of an append
+    assert written == read_log_file(sink, 1 << 20)
+    assert [] == read_log_file(tmp_path / "missing.log", 100)
