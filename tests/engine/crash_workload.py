@@ -1,6 +1,6 @@
 """An engine with a journal doing a bit of everything, until it is killed (the crash test).
 
-``python -m tests.engine.crash_workload ROOT SEED BACKEND``: three workers create, start,
+``python -m tests.engine.crash_workload ROOT SEED BACKEND [RUNTIME]``: three workers create, start,
 pause, unpause, stop, kill and remove containers of real processes (some that fork a
 child of their own) as fast as they can; each prints ``created <id>`` once its create
 has returned, ``removing <id>`` before a remove begins and ``removed <id>`` once it has
@@ -29,10 +29,13 @@ def say(*words: str) -> None:
     print(*words, flush=True)
 
 
-async def worker(engine: Engine, chooser: random.Random, number: int, prefix: str) -> None:
+async def worker(
+    engine: Engine, chooser: random.Random, number: int, prefix: str, image: str | None
+) -> None:
     for round_number in range(1_000_000):
         container = await engine.create(
             chooser.choice(COMMANDS),
+            image=image,
             name=f"{prefix}w{number}-{round_number}",
             restart=chooser.choice(("no", "no", "always", "unless-stopped")),
             stop_timeout=0.2,
@@ -61,14 +64,19 @@ async def worker(engine: Engine, chooser: random.Random, number: int, prefix: st
             say("removed", container.id)
 
 
-async def main(root: str, seed: int) -> None:
+async def main(root: str, seed: int, runtime: str) -> None:
+    """``runtime`` "native": argv-only containers; an OCI runtime: busybox containers on
+    overlay root filesystems (the root's store must hold busybox)."""
     chooser = random.Random(seed)  # noqa: S311 -- a test's reproducible choices
-    async with Engine(root=root) as engine, anyio.create_task_group() as group:
+    image = None if runtime == "native" else "busybox"
+    engine = Engine(root=root, runtime=runtime)
+    async with engine, anyio.create_task_group() as group:
         say("ready", str(len(engine.containers())))
         for number in range(3):
             choices = random.Random(chooser.random())  # noqa: S311
-            group.start_soon(worker, engine, choices, number, f"s{seed}-")
+            group.start_soon(worker, engine, choices, number, f"s{seed}-", image)
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1], int(sys.argv[2]), backend=sys.argv[3])
+    runtime = sys.argv[4] if len(sys.argv) > 4 else "native"
+    anyio.run(main, sys.argv[1], int(sys.argv[2]), runtime, backend=sys.argv[3])

@@ -120,9 +120,21 @@ class OciDriver:
         if self._task_group is not None:
             raise RuntimeError(f"an OciDriver serves one engine, once ({self!r})")
         self._subreaper.acquire()  # PID 1 is re-parented to us when `create` exits
+        self._delete_what_dead_engines_finished()
         _sweep_empty_bundle_directories(self._bundles.parent)
         self._task_group = task_group
         self._dispatcher.start(task_group, self._multiplexer.run)
+
+    def _delete_what_dead_engines_finished(self) -> None:
+        """Delete the runtime containers of engines that died whose PID 1 is gone already
+        (``stopped``), and their bundles: nothing is left to adopt or kill there (a crash
+        between a container's exit and its delete, or mid-remove, after its record went).
+        One still running is left for its journal's restore (``release_leftovers``)."""
+        for engine in _dead_engine_directories(self._bundles.parent):
+            for bundle in list(engine.iterdir()):
+                if self._runtime.status_now(bundle.name) in (None, "stopped"):
+                    self._runtime.delete_now(bundle.name)
+                    remove_tree(bundle)
 
     def check_spec(self, spec: ContainerSpec) -> None:
         missing = missing_requirement(self._binary)
@@ -349,21 +361,29 @@ def _open_pid_file(path: Path) -> int | None:
         return None
 
 
+def _dead_engine_directories(parent: Path) -> list[Path]:
+    """The bundle directories (``<pid>-<n>``) of engines that no longer run."""
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        pid, _, _ = entry.name.partition("-")
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            found.append(entry)
+    return found
+
+
 def _sweep_empty_bundle_directories(parent: Path) -> None:
     """Remove the empty bundle directories of engines that no longer run (killed ones).
 
     One that still holds a bundle is left: its container may still run, which is for a
-    restore (issue 18) to settle, not for a sweep to kill.
+    restore to settle (``release_leftovers``), not for a sweep to kill.
     """
-    try:
-        entries = list(parent.iterdir())
-    except OSError:
-        return
-    for entry in entries:
-        pid, _, _ = entry.name.partition("-")
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-            with contextlib.suppress(OSError):
-                entry.rmdir()
+    for entry in _dead_engine_directories(parent):
+        with contextlib.suppress(OSError):
+            entry.rmdir()
 
 
 @final

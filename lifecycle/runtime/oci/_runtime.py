@@ -127,6 +127,22 @@ class Runtime:
                 message = _last_error(log) or message
             raise RuntimeCommandError(f"{self.binary} {arguments[0]}", message)
 
+    def status_now(self, container_id: str) -> str | None:
+        """``state``'s status (created, running, paused, stopped); None if it has no such
+        container or cannot tell (blocking)."""
+        try:
+            result = subprocess.run(
+                self._argv(None, "state", container_id),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=COMMAND_TIMEOUT,
+                check=False,
+            )
+            status = json.loads(result.stdout)["status"] if result.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
+            return None
+        return status if isinstance(status, str) else None
+
     async def run(self, *arguments: str, log: Path | None = None) -> None:
         """``run_now`` in a worker thread. Cancellation: the command completes, then it
         propagates (a half-run runtime command would leave its state inconsistent)."""
