@@ -141,8 +141,17 @@ class Engine:
     ``drivers`` adds driver instances of your own (``lifecycle.runtime``'s
     ``RuntimeDriver`` protocol), each selectable by its ``name``.
 
+    ``root`` (a directory) keeps the image store there and a journal of every
+    container (``root/containers/<id>.json``, written at each committed
+    transition before the operation returns; ``JournalError`` if it cannot
+    be): entering an engine on that root restores them -- created and stopped
+    ones as they were, running ones stopped with exit code 255 after what is
+    left of them is killed, then Docker's restart rules on restore (README,
+    "Restore"). One engine per root (``JournalError`` for a second).
+
     Cancellation: leaving the block because of a cancellation still stops
     and reaps every container (shielded) before the cancellation propagates.
+    Entering is not interrupted by a cancellation while it restores.
     """
 
     def __init__(
