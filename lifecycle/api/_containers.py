@@ -252,11 +252,12 @@ async def create(state: ApiState, request: Request) -> Response:
         cpu_shares=cpu_shares,
         cpus=None if nano_cpus is None else nano_cpus / 1e9,
         healthcheck=healthcheck,
+        labels=_labels(body),
     )
     state.records[container.id] = ContainerRecord(
         image=image_name,
-        created=datetime.now(UTC),
-        labels=_labels(body),
+        created=container.created_at,
+        labels=container.labels,
         auto_remove=auto_remove,
         entrypoint=effective_entrypoint,
         cmd=tuple(effective_cmd),

@@ -1,14 +1,15 @@
 """What every route of the API shares: the engine, its store, the Docker-only records.
 
-The engine has no word for labels, the image name as the client wrote it,
-``AutoRemove`` or the creation time; the API keeps them here, by container
-id, from create until the container's ``destroy`` event has been served.
+The engine has no word for the image name as the client wrote it,
+``AutoRemove`` or the entrypoint/cmd split; the API keeps them here, by
+container id, from create until the container's ``destroy`` event has been
+served. Labels and the creation time are the engine's (journaled, so they
+survive a restart of the server; the fields here do not).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import final
 
 from anyio.abc import TaskGroup
@@ -48,8 +49,8 @@ class ApiState:
             command = container.command
             record = ContainerRecord(
                 image=image.references[0].familiar if image and image.references else "",
-                created=container.started_at or datetime.now(UTC),
-                labels={},
+                created=container.created_at,
+                labels=container.labels,
                 auto_remove=False,
                 entrypoint=None,
                 cmd=command,

@@ -34,7 +34,7 @@ import logging
 import math
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -228,6 +228,11 @@ class Container:
     def spec(self) -> ContainerSpec:
         """The checked configuration it was created with (frozen)."""
         return self._spec
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """Docker's labels given to ``create`` (read-only)."""
+        return self._spec.labels
 
     @property
     def image(self) -> Image | None:

@@ -440,6 +440,7 @@ class Engine:
         cpus: float | None = None,
         healthcheck: Healthcheck | None = None,
         health_on_failure: str = "none",
+        labels: Mapping[str, str] | None = None,
     ) -> Container:
         """Create a container for ``command`` (an argv list; no shell). It starts ``created``.
 
@@ -463,7 +464,8 @@ class Engine:
         has one; ``Healthcheck(("NONE",))`` turns it off): ``container.health``,
         ``wait_healthy()``, ``health_status`` events; ``health_on_failure``
         (``"none"``, ``"kill"``, ``"restart"``, ``"stop"``: Podman's) is what
-        happens each time it turns unhealthy.
+        happens each time it turns unhealthy. ``labels`` are Docker's: your
+        key/value metadata, kept (and journaled) with the container.
 
         With ``image`` (a reference or id in the engine's store) the container
         runs on a copy-on-write root filesystem of that image, made now
@@ -505,6 +507,7 @@ class Engine:
             cpus=cpus,
             healthcheck=_healthcheck_for(healthcheck, chosen_image),
             health_on_failure=health_on_failure,
+            labels=labels,
             image=None if chosen_image is None else chosen_image.id,
             rootfs="" if chosen_image is not None else None,  # made below, once all is checked
         )

@@ -96,6 +96,7 @@ def _spec_document(spec: ContainerSpec) -> dict[str, Any]:
         "cpus": spec.cpus,
         "healthcheck": None if spec.healthcheck is None else spec.healthcheck.to_docker(),
         "health_on_failure": spec.health_on_failure,
+        "labels": dict(spec.labels),
     }
 
 
@@ -158,6 +159,7 @@ def _spec(document: Mapping[str, Any]) -> ContainerSpec:
         cpus=document["cpus"],
         healthcheck=None if health is None else Healthcheck.from_docker(health),
         health_on_failure=document["health_on_failure"],
+        labels=document.get("labels"),
     )
     hostname = document.get("hostname")
     if hostname is not None and not isinstance(hostname, str):

@@ -108,6 +108,24 @@ def check_env(env: object) -> dict[str, str]:
     return checked
 
 
+def check_labels(labels: object) -> dict[str, str]:
+    """Docker's labels: a mapping of non-empty string keys to string values (no NUL)."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise InvalidArgumentError(
+            f"labels must be a mapping of strings, not {type(labels).__name__}"
+        )
+    checked: dict[str, str] = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            raise InvalidArgumentError(
+                f"labels must map non-empty strings to strings: {key!r}: {value!r}"
+            )
+        checked[_check_text(key, "label")] = _check_text(value, f"label {key}")
+    return checked
+
+
 def check_path(path: object, what: str) -> str:
     """A non-empty path string (or path-like) without NUL bytes."""
     if isinstance(path, os.PathLike):

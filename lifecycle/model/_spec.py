@@ -23,6 +23,7 @@ from lifecycle.model._checks import (
     check_command,
     check_cwd,
     check_env,
+    check_labels,
     check_limits,
     check_network,
     check_path,
@@ -93,6 +94,8 @@ class ContainerSpec:
     # to do when it turns unhealthy (Podman's --health-on-failure).
     healthcheck: Healthcheck | None = None
     health_on_failure: HealthOnFailure = "none"
+    # Docker's Config.Labels: the user's key/value metadata (filters, tools); never read here.
+    labels: Mapping[str, str] = dataclasses.field(default_factory=lambda: _NO_ENV)
 
     @classmethod
     def build(
@@ -120,6 +123,7 @@ class ContainerSpec:
         cpus: float | None = None,
         healthcheck: Healthcheck | None = None,
         health_on_failure: str = "none",
+        labels: Mapping[str, str] | None = None,
     ) -> ContainerSpec:
         """Check every option (``InvalidArgumentError`` naming the first bad one); freeze them."""
         checked_memory, checked_pids, checked_shares, checked_cpus = check_limits(
@@ -148,6 +152,7 @@ class ContainerSpec:
             cpus=checked_cpus,
             healthcheck=_check_healthcheck(healthcheck),
             health_on_failure=check_health_on_failure(health_on_failure),
+            labels=MappingProxyType(checked) if (checked := check_labels(labels)) else _NO_ENV,
         )
 
 

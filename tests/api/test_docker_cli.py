@@ -257,8 +257,9 @@ def test_containers_come_back_when_the_server_restarts(loaded: Server) -> None:
     (not by hand), the next server on the same root brings them back; the restart policy
     unless-stopped starts one again, a plain one stays exited with its exit status."""
     loaded.docker(
-        "run", "-d", "--name", "kept", "--restart", "unless-stopped", "busybox", "sleep", "60"
-    )
+        "run", "-d", "--name", "kept", "--label", "team=web", "--restart", "unless-stopped",
+        "busybox", "sleep", "60",
+    )  # fmt: skip
     loaded.docker("run", "--name", "done", "busybox", "sh", "-c", "exit 3", check=False)
     assert 0 == loaded.stop()
     loaded.start()
@@ -267,4 +268,6 @@ def test_containers_come_back_when_the_server_restarts(loaded: Server) -> None:
     assert statuses["kept"].startswith("Up ")
     assert statuses["done"].startswith("Exited (3) ")
     assert "busybox" in loaded.docker("inspect", "--format", "{{.Config.Image}}", "kept").stdout
+    by_label = loaded.docker("ps", "-a", "--filter", "label=team=web", "--format", "{{.Names}}")
+    assert ["kept"] == by_label.stdout.split()  # labels are journaled
     loaded.docker("rm", "-f", "kept", "done")

@@ -39,7 +39,7 @@ async def test_created_and_stopped_containers_come_back_as_they_were(tmp_path: P
     log = tmp_path / "c.log"
     with anyio.fail_after(20):
         async with Engine(root=tmp_path) as engine:
-            created = await engine.create(["true"], name="created")
+            created = await engine.create(["true"], name="created", labels={"team": "web"})
             failed = await engine.create(
                 ["sh", "-c", "echo out; echo err >&2; exit 3"], name="failed", log_file=log
             )
@@ -55,6 +55,7 @@ async def test_created_and_stopped_containers_come_back_as_they_were(tmp_path: P
                 for c in engine.containers()
             }
             assert before == after
+            assert {"team": "web"} == engine.get("created").labels
             restored = engine.get("failed")
             assert ["out", "err"] == [line.text for line in restored.logs()]
             assert ["stdout", "stderr"] == [line.stream for line in restored.logs()]

@@ -56,6 +56,7 @@ def _full_spec() -> ContainerSpec:
         cpus=1.5,
         healthcheck=Healthcheck(("CMD-SHELL", "true"), interval=2, retries=4),
         health_on_failure="restart",
+        labels={"com.example.team": "web", "empty": ""},
     )
     return dataclasses.replace(spec, hostname=_ID[:12])
 
