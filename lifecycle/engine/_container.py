@@ -88,7 +88,6 @@ from lifecycle.runtime import RuntimeDriver, RuntimeHandle, SpawnFailure
 __all__ = [
     "Container",
     "cancel_pending_restart",
-    "detach_rootfs",
     "flush_record",
     "new_container",
     "observe",
@@ -1151,11 +1150,12 @@ async def stop_for_shutdown(container: Container) -> None:
             )
 
 
-async def release_rootfs(container: Container) -> None:
+async def release_rootfs(container: Container, *, keep: bool = False) -> None:
     """Unmount and delete its root filesystem and let go of its image (removal, shutdown).
 
-    Shielded: once begun, it completes. A busy mount is detached (the kernel
-    frees it with its last user), so no mount and no directory is left.
+    ``keep`` (shutdown with a journal): unmount it but keep its files for the engine
+    that restores it. Shielded: once begun, it completes. A busy mount is detached
+    (the kernel frees it with its last user), so no mount is left.
     """
     snapshotter, store, image = (
         container._context.snapshotter,
@@ -1165,23 +1165,10 @@ async def release_rootfs(container: Container) -> None:
     if snapshotter is None or image is None or container._spec.rootfs is None:
         return
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(snapshotter.remove, container.id)
+        await anyio.to_thread.run_sync(
+            snapshotter.detach if keep else snapshotter.remove, container.id
+        )
     if store is not None:
         store.release(image.id, container.id)
-    container._spec = dataclasses.replace(container._spec, rootfs=None)
-
-
-async def detach_rootfs(container: Container) -> None:
-    """Shutdown with a journal: unmount its root filesystem but keep it (and let go of its
-    image's hold) for the engine that restores it. Shielded."""
-    snapshotter, store, image = (
-        container._context.snapshotter,
-        container._context.store,
-        container._image,
-    )
-    if snapshotter is None or image is None or container._spec.rootfs is None:
-        return
-    with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(snapshotter.detach, container.id)
-    if store is not None:
-        store.release(image.id, container.id)
+    if not keep:
+        container._spec = dataclasses.replace(container._spec, rootfs=None)

@@ -38,7 +38,6 @@ from lifecycle._tasks import ShieldedTasks
 from lifecycle.engine._container import (
     Container,
     cancel_pending_restart,
-    detach_rootfs,
     flush_record,
     is_live,
     new_container,
@@ -380,7 +379,7 @@ class Engine:
             # its filesystem unmounted but kept for the next engine to mount.
             for container in containers:
                 await flush_record(container)
-                await detach_rootfs(container)
+                await release_rootfs(container, keep=True)
         for driver in self._context.opened_drivers():
             await driver.aclose(SHUTDOWN_GRACE)
         self._log_writers.cancel_all()
