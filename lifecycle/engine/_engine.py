@@ -35,6 +35,7 @@ from lifecycle._errors import EngineClosedError, ImageNotFoundError, InvalidArgu
 from lifecycle._logging import get_logger
 from lifecycle._stringid import new_id, truncate_id
 from lifecycle._tasks import ShieldedTasks
+from lifecycle.containment import UNKNOWN_EXIT_CODE  # a run nobody saw end: moby's 255
 from lifecycle.engine._container import (
     Container,
     cancel_pending_restart,
@@ -89,9 +90,6 @@ SHUTDOWN_GRACE: Final = 5.0
 # signal from its owner, so the engine looks. Precedent: Kubernetes' PLEG
 # relists containers every 1 s for the changes nobody reports to it.
 DEFAULT_OBSERVE_INTERVAL: Final = 1.0
-# The exit code of a run the engine never saw end (it died first): moby's restore
-# gives a container whose task is gone exit code 255 too.
-UNSEEN_EXIT_CODE: Final = 255
 
 
 @final
@@ -286,11 +284,12 @@ class Engine:
         await driver.release_leftovers(record.id, pid=record.pid, start_time=record.pid_start_time)
         image = None
         if spec.image is not None:
+            store, snapshotter = context.store, context.snapshotter
             try:
-                image = None if context.store is None else context.store.get(spec.image)
+                image = None if store is None else store.get(spec.image)
             except ImageNotFoundError:
                 image = None
-            if image is None or context.snapshotter is None or context.store is None:
+            if image is None or snapshotter is None or store is None:
                 get_logger().error(
                     "container not restored: its image is gone",
                     container_id=record.id,
@@ -298,9 +297,7 @@ class Engine:
                 )
                 return None
             try:
-                rootfs = await anyio.to_thread.run_sync(
-                    context.snapshotter.attach, record.id, image
-                )
+                rootfs = await anyio.to_thread.run_sync(snapshotter.attach, record.id, image)
             except OSError as error:
                 get_logger().error(
                     "container not restored: its root filesystem cannot be mounted",
@@ -309,7 +306,7 @@ class Engine:
                 )
                 return None
             spec = dataclasses.replace(spec, rootfs=str(rootfs))
-            context.store.hold(image.id, record.id)
+            store.hold(image.id, record.id)
             record = dataclasses.replace(record, spec=spec)
         log_path = None if spec.log_file is None else Path(spec.log_file)
         logs = LogBuffer(spec.log_bytes, log_path)
@@ -321,14 +318,14 @@ class Engine:
             record,
             logs=logs,
             image=image,
-            exit_code=UNSEEN_EXIT_CODE if was_live else record.exit_code,
+            exit_code=UNKNOWN_EXIT_CODE if was_live else record.exit_code,
         )
         if was_live:
             get_logger().warning(
                 "restored stopped: its run ended with the engine that ran it",
                 container_id=container.short_id,
                 name=container.name,
-                exit_code=UNSEEN_EXIT_CODE,
+                exit_code=UNKNOWN_EXIT_CODE,
             )
         self._add(container, logs, log_path)
         return container
@@ -535,8 +532,8 @@ class Engine:
                         snapshotter.prepare, container_id, chosen_image
                     )
             except BaseException:
-                if log_created and log_path is not None:
-                    log_path.unlink(missing_ok=True)
+                # prepare left nothing behind and nothing is held yet: only the log file.
+                await self._undo_create(container_id, None, log_path, log_created)
                 raise
             spec = dataclasses.replace(spec, rootfs=str(rootfs))
             store.hold(chosen_image.id, container_id)
@@ -553,7 +550,7 @@ class Engine:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(context.journal.write, written)
             except BaseException:
-                await self._undo_create(container_id, spec, chosen_image, log_path, log_created)
+                await self._undo_create(container_id, chosen_image, log_path, log_created)
                 raise
         container = new_container(
             context,
@@ -569,22 +566,18 @@ class Engine:
         return container
 
     async def _undo_create(
-        self,
-        container_id: str,
-        spec: ContainerSpec,
-        image: Image | None,
-        log_path: Path | None,
-        log_created: bool,
+        self, container_id: str, image: Image | None, log_path: Path | None, log_created: bool
     ) -> None:
-        """A create that failed at its last step: nothing of it is left."""
+        """A create that failed after its checks: nothing of it is left. ``image``: the
+        root filesystem made from it and its hold are undone too. Shielded."""
         context = self._context
         with anyio.CancelScope(shield=True):
-            if spec.rootfs and context.snapshotter is not None:
+            if image is not None and context.snapshotter is not None:
                 await anyio.to_thread.run_sync(context.snapshotter.remove, container_id)
             if image is not None and context.store is not None:
                 context.store.release(image.id, container_id)
-        if log_created and log_path is not None:
-            await anyio.to_thread.run_sync(lambda: log_path.unlink(missing_ok=True))
+            if log_created and log_path is not None:
+                await anyio.to_thread.run_sync(lambda: log_path.unlink(missing_ok=True))
 
     def _image_for(self, reference: str | None) -> Image | None:
         if reference is None:

@@ -329,9 +329,11 @@ class OciDriver:
             left = [name for name in names if name.startswith(prefix)]
             for runtime_id in left:
                 self._runtime.delete_now(runtime_id)
-            for bundle in STATE_ROOT.glob(f"bundles/*/{prefix}*"):
+            bundles = list(STATE_ROOT.glob(f"bundles/*/{prefix}*"))
+            for bundle in bundles:
                 remove_tree(bundle)
-            _sweep_empty_bundle_directories(STATE_ROOT / "bundles")
+            if bundles:  # a dead engine's directory may be empty now (open swept the rest)
+                _sweep_empty_bundle_directories(STATE_ROOT / "bundles")
             return left
 
         with anyio.CancelScope(shield=True):
