@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, NamedTuple
 
@@ -21,8 +23,10 @@ __all__ = [
     "group_alive",
     "group_states",
     "proc_state",
+    "read_first_line",
     "term_handling",
     "term_ignoring",
+    "tmpfs",
     "wait_for_file",
     "whole_group_stopped",
 ]
@@ -211,6 +215,31 @@ async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {condition}")
         await anyio.sleep(0.005)
+
+
+async def read_first_line(stream: anyio.abc.ByteReceiveStream) -> bytes:
+    """The first line a child writes (its readiness report), read as it comes."""
+    line = b""
+    async for chunk in stream:
+        line += chunk
+        if b"\n" in line:
+            break
+    return line.split(b"\n", 1)[0]
+
+
+@contextmanager
+def tmpfs(directory: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``directory`` (made): a real disk that fills (root
+    only); unmounted however the block ends."""
+    require_root("a tmpfs to fill")
+    directory.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)], check=True
+    )
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
 
 
 async def wait_for_file(path: Path, timeout: float = 10.0) -> str:

@@ -24,7 +24,7 @@ from lifecycle import Container, Engine, ImageStore, JournalError, State
 from lifecycle.journal import Journal
 
 from ..images.tools import busybox_system_rootfs, require
-from ..oshelpers import eventually, proc_state, require_root
+from ..oshelpers import eventually, proc_state, read_first_line, require_root, tmpfs
 
 pytestmark = pytest.mark.anyio
 
@@ -139,12 +139,7 @@ async def test_a_run_the_engine_never_saw_end_is_stopped_with_255(tmp_path: Path
             [sys.executable, "-c", script, str(tmp_path)], env=environment, cwd=REPO
         )
         assert engine_process.stdout is not None
-        line = b""
-        async for chunk in engine_process.stdout:
-            line += chunk
-            if line.endswith(b"\n"):
-                break
-        pid_a, pid_b = map(int, line.split())
+        pid_a, pid_b = map(int, (await read_first_line(engine_process.stdout)).split())
         engine_process.kill()
         await engine_process.wait()
         assert alive(pid_a)  # nothing killed them: the journal has to settle it
@@ -323,12 +318,8 @@ async def test_a_broken_record_costs_only_its_container(tmp_path: Path) -> None:
 @pytest.fixture
 def tiny_root(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs as the engine's root: a real disk that fills (root only)."""
-    require_root("a tmpfs to fill")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    with tmpfs(tmp_path / "tiny", "1m") as mount:
+        yield mount
 
 
 async def test_a_journal_that_cannot_be_written_is_the_callers_error(tiny_root: Path) -> None:

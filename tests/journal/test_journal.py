@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ from lifecycle import Healthcheck, RestartPolicy, State
 from lifecycle.journal import Journal, JournalError, JournalRecord
 from lifecycle.model import ContainerSpec
 
-from ..oshelpers import require_root
+from ..oshelpers import tmpfs
 
 _ID = "ab" * 32
 _NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -160,14 +159,8 @@ def test_what_a_crash_left_mid_write_is_never_read(tmp_path: Path) -> None:
 @pytest.fixture
 def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs: a real full disk (root only)."""
-    require_root("a tmpfs to fill")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "tiny", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def test_a_full_disk_is_an_error_and_the_old_record_stays(tiny_filesystem: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from lifecycle import Engine, ImageStore, State
 from lifecycle.rootfs import mounts_under
 
-from ...oshelpers import eventually, proc_state
+from ...oshelpers import eventually, proc_state, read_first_line
 from .test_oci_driver import runtime, runtime_ids, store
 
 pytestmark = pytest.mark.anyio
@@ -67,12 +67,7 @@ async def test_a_container_left_running_by_a_killed_engine_is_deleted_and_stoppe
             [sys.executable, "-c", script, str(store.root), runtime], cwd=REPO
         )
         assert process.stdout is not None
-        line = b""
-        async for chunk in process.stdout:
-            line += chunk
-            if line.endswith(b"\n"):
-                break
-        pid_text, short_id = line.decode().split()
+        pid_text, short_id = (await read_first_line(process.stdout)).decode().split()
         process.kill()
         await process.wait()
         await process.stdout.aclose()
