@@ -1097,9 +1097,9 @@ def restore_container(
         self._model.apply(Trigger.DIE)
     self.exit_code = exit_code
     self.started_at = record.started_at
-    self.finished_at = record.finished_at
-    if record.state in _LIVE and record.finished_at is None:
-        self.finished_at = _now()  # when this engine learned that the run had ended
+    # A run nobody saw end ended, as far as anyone can say, when this engine learned of it
+    # (the record's finished_at, if any, is an earlier run's).
+    self.finished_at = _now() if record.state in _LIVE else record.finished_at
     self._restarts.count = record.restart_count
     self._restarts.manually_stopped = record.manually_stopped
     return self

@@ -128,7 +128,8 @@ async def test_a_run_the_engine_never_saw_end_is_stopped_with_255(tmp_path: Path
         "    async with Engine(root=sys.argv[1]) as engine:\n"
         "        a = await engine.create(['sh', '-c', 'sleep 60 & exec sleep 60'], name='a')\n"
         "        b = await engine.create(['sleep', '60'], name='b', restart='always')\n"
-        "        await a.start(); await b.start(); await b.pause()\n"
+        "        await a.start(); await a.kill(); await a.start()\n"  # a run that ended before
+        "        await b.start(); await b.pause()\n"
         "        print(a.pid, b.pid, flush=True)\n"
         "        await anyio.sleep_forever()\n"
         "anyio.run(main)\n"
@@ -146,6 +147,9 @@ async def test_a_run_the_engine_never_saw_end_is_stopped_with_255(tmp_path: Path
         async with Engine(root=tmp_path) as engine:
             a, b = engine.get("a"), engine.get("b")
             assert (State.STOPPED, 255) == (a.state, a.exit_code)
+            assert a.started_at is not None
+            assert a.finished_at is not None
+            assert a.finished_at > a.started_at
             assert not alive(pid_a)
             assert not alive(pid_b)
             await eventually(lambda: not marked_processes(marker), 5)
