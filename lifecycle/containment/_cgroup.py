@@ -38,7 +38,7 @@ import signal
 import threading
 from typing import Final, final
 
-from lifecycle.containment._procfs import read_stat
+from lifecycle.containment._procfs import read_stat, start_time
 from lifecycle.containment._reaper import pidfd_exited
 
 __all__ = ["Cgroup", "CgroupRoot", "find_cgroup_root"]
@@ -87,12 +87,10 @@ def _hierarchy_path(controller: str, path: str) -> str:
     return os.path.normpath(os.path.join(CGROUP_MOUNT, controller, path.lstrip("/")))
 
 
-def _start_time(pid: int) -> str | None:
-    """Field 22 of ``/proc/<pid>/stat`` (clock ticks since boot): a PID plus it is unique."""
-    data = _read(f"/proc/{pid}/stat")
-    if not data:
-        return None
-    return data[data.rindex(")") + 2 :].split(" ")[19]
+def _engine_alive(directory_name: str) -> bool:
+    """Whether the engine an engine directory (``<pid>-<start time>``) is named for runs."""
+    pid, _, started = directory_name.partition("-")
+    return pid.isdigit() and str(start_time(int(pid))) == started
 
 
 def _is_v1_hierarchy(path: str) -> bool:
@@ -136,7 +134,7 @@ class CgroupRoot:
             controller: os.path.join(parent, ENGINE_DIRECTORY)
             for controller, parent in parents.items()
         }
-        self.engine_key = f"{os.getpid()}-{_start_time(os.getpid())}"
+        self.engine_key = f"{os.getpid()}-{start_time(os.getpid())}"
         self._counter = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -191,9 +189,8 @@ class CgroupRoot:
             except FileNotFoundError:
                 continue
             for engine in engines:
-                pid, _, started = engine.partition("-")
-                if pid.isdigit() and _start_time(int(pid)) == started:
-                    continue  # that engine is alive
+                if _engine_alive(engine):
+                    continue
                 directory = os.path.join(parent, engine)
                 for name in _subdirectories(directory):
                     with contextlib.suppress(OSError):
@@ -206,8 +203,7 @@ class CgroupRoot:
         freezer_parent = self._parents[FREEZER]
         found = []
         for engine in _subdirectories(freezer_parent):
-            pid, _, started = engine.partition("-")
-            if pid.isdigit() and _start_time(int(pid)) == started:
+            if _engine_alive(engine):
                 continue  # a live engine's (this one's too): not left over
             for name in _subdirectories(os.path.join(freezer_parent, engine)):
                 if name.startswith(f"{container}-"):
