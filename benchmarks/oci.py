@@ -10,6 +10,9 @@ Run (as root, with runc; podman optional):  .venv/bin/python benchmarks/oci.py [
    podman (rootful, cgroupfs, --network none) when it is installed. Rounds alternate.
 2. start latency: engine create+start+exit of `true` against `runc run` of `true`.
 3. exit detection: SIGKILL of PID 1 from the host -> the engine's `die` event, p50/p99.
+4. live_restore: the same start and exit detection with each PID 1 under its monitor
+   (``Engine(root=..., live_restore=True)``), against the engine without, interleaved;
+   and the monitor's resident memory.
 """
 
 from __future__ import annotations
@@ -213,8 +216,56 @@ async def measure(rounds: int, cycles: int, scratch: Path) -> None:  # noqa: PLR
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         print("\n3. exit detection: SIGKILL of PID 1 -> die event, ms")
         print(f"  p50 {median(latencies) * 1e3:.2f}  p99 {p99 * 1e3:.2f}  ({len(latencies)} runs)")
+    await measure_live_restore(store, rounds * cycles)
     if has_podman:
         podman("rmi", "lifecycle-bench-busybox")
+
+
+async def measure_live_restore(store: ImageStore, count: int) -> None:
+    """Section 4: what a monitor per container costs at start and at exit."""
+    starts: dict[bool, list[float]] = {False: [], True: []}
+    exits: dict[bool, list[float]] = {False: [], True: []}
+    resident_kib: list[int] = []
+    for live in (False, True) * count:
+        async with Engine(store=store, root=store.root, runtime="runc", live_restore=live) as e:
+            began = time.perf_counter()
+            container = await e.create(image="busybox", command=["true"])
+            await container.start()
+            await container.wait()
+            starts[live].append(time.perf_counter() - began)
+            await container.remove()
+            async with e.subscribe(actions={"die"}) as events:
+                container = await e.create(image="busybox", command=["sleep", "60"])
+                await container.start()
+                pid = container.pid
+                assert pid is not None
+                if live:
+                    resident_kib.append(_resident_kib(_parent(pid)))
+                killed = time.perf_counter()
+                os.kill(pid, signal.SIGKILL)
+                await events.__anext__()
+                exits[live].append(time.perf_counter() - killed)
+                await container.remove()
+    print("\n4. live_restore: each PID 1 under a monitor, ms (median; p99 of exit detection)")
+    for live, label in ((False, "without"), (True, "with   ")):
+        ordered = sorted(exits[live])
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        print(
+            f"  {label}  create+start+exit of true {median(starts[live]) * 1e3:6.1f}"
+            f"   exit detection p50 {median(exits[live]) * 1e3:5.2f}  p99 {p99 * 1e3:5.2f}"
+        )
+    print(f"  the monitor's resident memory: {statistics.median(resident_kib) / 1024:.1f} MiB")
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+def _resident_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def run_true(rootfs: Path, scratch: Path) -> None:

@@ -100,6 +100,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     bundles = Path("/run/lifecycle/bundles")
     if bundles.is_dir():
         left += [f"bundle directory {entry}" for entry in bundles.iterdir()]
+    exits = Path("/run/lifecycle/exits")  # live_restore's monitors write them
+    if exits.is_dir():
+        left += [f"exit file {entry}" for entry in exits.iterdir()]
     for hierarchy in ("freezer", "pids", "memory"):
         for parent in ("lifecycle-oci", f"lifecycle/{os.getpid()}-*"):
             left += [

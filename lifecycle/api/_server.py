@@ -98,13 +98,15 @@ async def serve(
     runtime: str,
     insecure_registries: Iterable[str] = (),
     ready: anyio.Event | None = None,
+    live_restore: bool = False,
 ) -> None:
     """Serve the API on ``socket_path`` until SIGTERM or SIGINT; then stop every container.
 
     The engine's shutdown stops each container with its own stop signal and
-    timeout, as ``dockerd`` does on SIGTERM. The socket file is removed on
-    the way out. Cancellation: the same shutdown, then the cancellation
-    propagates.
+    timeout, as ``dockerd`` does on SIGTERM; with ``live_restore`` (dockerd's
+    ``--live-restore``) an OCI runtime's containers are left running for the next
+    server on ``root`` to adopt. The socket file is removed on the way out.
+    Cancellation: the same shutdown, then the cancellation propagates.
     """
     try:
         store = ImageStore(root)
@@ -117,7 +119,9 @@ async def serve(
         with anyio.open_signal_receiver(*_SHUTDOWN_SIGNALS) as signals:
             # The engine outlives the connections: leaving it stops every container.
             # root: the journal too -- containers come back when the server does (dockerd).
-            async with Engine(store=store, root=root, runtime=runtime) as engine:  # noqa: SIM117
+            async with Engine(  # noqa: SIM117
+                store=store, root=root, runtime=runtime, live_restore=live_restore
+            ) as engine:
                 async with anyio.create_task_group() as connections:
                     state = ApiState(
                         engine=engine,

@@ -46,6 +46,12 @@ def add_serve_command(commands: Any) -> argparse.ArgumentParser:  # _SubParsersA
         "(default: runc as root where it is installed, else native)",
     )
     serve_parser.add_argument(
+        "--live-restore",
+        action="store_true",
+        help="leave OCI runtime containers running when the server stops; the next "
+        "server on the same root adopts them (dockerd's --live-restore)",
+    )
+    serve_parser.add_argument(
         "--insecure-registry",
         action="append",
         default=[],
@@ -64,9 +70,18 @@ def run_serve(arguments: argparse.Namespace) -> None:
         arguments.root or default_root(),
         arguments.runtime or default_runtime(),
         tuple(arguments.insecure_registry),
+        arguments.live_restore,
         backend=arguments.backend,
     )
 
 
-async def _serve(socket_path: Path, root: Path, runtime: str, insecure: tuple[str, ...]) -> None:
-    await serve(socket_path=socket_path, root=root, runtime=runtime, insecure_registries=insecure)
+async def _serve(
+    socket_path: Path, root: Path, runtime: str, insecure: tuple[str, ...], live_restore: bool
+) -> None:
+    await serve(
+        socket_path=socket_path,
+        root=root,
+        runtime=runtime,
+        insecure_registries=insecure,
+        live_restore=live_restore,
+    )

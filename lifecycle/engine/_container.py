@@ -88,6 +88,8 @@ from lifecycle.runtime import RuntimeDriver, RuntimeHandle, SpawnFailure
 __all__ = [
     "Container",
     "cancel_pending_restart",
+    "detach_for_shutdown",
+    "exit_observed",
     "flush_record",
     "new_container",
     "observe",
@@ -1084,25 +1086,65 @@ def restore_container(
     logs: LogBuffer,
     image: Image | None,
     exit_code: int | None,
+    adopted: RuntimeHandle | None = None,
 ) -> Container:
     """A container of the journal, back as ``created`` or ``stopped`` (no event: Docker's
     restore publishes none). ``exit_code``: the one it comes back with (the record's,
-    or 255 for a run the engine never saw end)."""
+    255 for a run the engine never saw end, or what the driver kept of it).
+
+    ``adopted`` (``live_restore``): its run, still going; it comes back running, or
+    paused if it is frozen, and an exit the driver reported meanwhile is committed now.
+    """
     self = _new_handle(
         context, record.spec, record.id, record.name, logs, image, record.created, record
     )
     if record.state is not State.CREATED:
-        # The table's own path to stopped, so the model's last transition is a real row.
+        # The table's own path, so the model's last transition is a real row.
         self._model.apply(Trigger.START)
-        self._model.apply(Trigger.DIE)
+        if adopted is None:
+            self._model.apply(Trigger.DIE)
+        elif adopted.frozen_now():
+            self._model.apply(Trigger.PAUSE)
     self.exit_code = exit_code
     self.started_at = record.started_at
     # A run nobody saw end ended, as far as anyone can say, when this engine learned of it
     # (the record's finished_at, if any, is an earlier run's).
-    self.finished_at = _now() if record.state in _LIVE else record.finished_at
+    live = record.state in _LIVE and adopted is None
+    self.finished_at = _now() if live else record.finished_at
     self._restarts.count = record.restart_count
     self._restarts.manually_stopped = record.manually_stopped
+    if adopted is not None:
+        self._handle = adopted
+        if self._health is not None:
+            self._start_health_monitor(self._health)
+        self._reconcile()  # it may have exited while the engine looked
     return self
+
+
+def exit_observed(container: Container) -> None:
+    """An adopted run's exit, reported by its driver (``RuntimeDriver.adopt``'s on_exit)."""
+    container._exit_observed()
+
+
+async def detach_for_shutdown(container: Container) -> bool:
+    """Shutdown with ``live_restore``: leave a live container running for the next engine
+    (``RuntimeDriver.detach``); False if its driver cannot, and it is to be stopped."""
+    async with container._operation(internal=True):
+        container._cancel_pending_restart()
+        handle = container._handle
+        if handle is None or container._model.state not in _LIVE:
+            return False
+        if not container._driver.detach(handle):
+            return False
+        if container._health is not None:
+            container._health.run_ended()
+        get_logger().info(
+            "left running for the next engine",
+            container_id=container.short_id,
+            name=container.name,
+            pid=handle.pid,
+        )
+        return True
 
 
 async def flush_record(container: Container) -> None:
@@ -1150,12 +1192,15 @@ async def stop_for_shutdown(container: Container) -> None:
             )
 
 
-async def release_rootfs(container: Container, *, keep: bool = False) -> None:
+async def release_rootfs(
+    container: Container, *, keep: bool = False, mounted: bool = False
+) -> None:
     """Unmount and delete its root filesystem and let go of its image (removal, shutdown).
 
     ``keep`` (shutdown with a journal): unmount it but keep its files for the engine
-    that restores it. Shielded: once begun, it completes. A busy mount is detached
-    (the kernel frees it with its last user), so no mount is left.
+    that restores it; ``mounted`` too: leave it mounted (a container left running
+    uses it: ``live_restore``). Shielded: once begun, it completes. A busy mount is
+    detached (the kernel frees it with its last user), so no mount is left.
     """
     snapshotter, store, image = (
         container._context.snapshotter,
@@ -1165,9 +1210,12 @@ async def release_rootfs(container: Container, *, keep: bool = False) -> None:
     if snapshotter is None or image is None or container._spec.rootfs is None:
         return
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(
-            snapshotter.detach if keep else snapshotter.remove, container.id
-        )
+        if keep:
+            await anyio.to_thread.run_sync(
+                lambda: snapshotter.detach(container.id, keep_mounted=mounted)
+            )
+        else:
+            await anyio.to_thread.run_sync(snapshotter.remove, container.id)
     if store is not None:
         store.release(image.id, container.id)
     if not keep:

@@ -45,6 +45,7 @@ class EngineContext:
         "default_runtime",
         "fleet",
         "journal",
+        "live_restore",
         "runtimes",
         "snapshotter",
         "store",
@@ -61,6 +62,7 @@ class EngineContext:
         store: ImageStore | None = None,
         snapshotter: Snapshotter | None = None,
         journal: Journal | None = None,
+        live_restore: bool = False,
     ) -> None:
         self._environ = environ
         # Every runtime name a container may choose; the built-in drivers are
@@ -80,6 +82,8 @@ class EngineContext:
         self.snapshotter = snapshotter
         # Each container's record on disk (Engine(root=...)); None: the engine forgets.
         self.journal = journal
+        # Engine(live_restore=True): live containers outlive the engine where the driver can.
+        self.live_restore = live_restore
 
     # -- the engine's lifecycle (the engine calls these) -------------------
 
@@ -88,7 +92,7 @@ class EngineContext:
         self._task_group = task_group
         self._loop_thread = threading.get_ident()
         for driver in self._drivers.values():
-            driver.open(task_group)
+            driver.open(task_group, live_restore=self.live_restore)
 
     @property
     def entered(self) -> bool:
@@ -121,7 +125,7 @@ class EngineContext:
         if driver is None:
             driver = self._drivers[name] = create_driver(name)
             if self._task_group is not None:
-                driver.open(self._task_group)
+                driver.open(self._task_group, live_restore=self.live_restore)
         return driver
 
     def environment(self, spec: ContainerSpec) -> dict[str, str] | None:

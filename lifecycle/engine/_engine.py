@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ from lifecycle.containment import UNKNOWN_EXIT_CODE  # a run nobody saw end: mob
 from lifecycle.engine._container import (
     Container,
     cancel_pending_restart,
+    detach_for_shutdown,
+    exit_observed,
     flush_record,
     is_live,
     new_container,
@@ -75,6 +78,7 @@ from lifecycle.runtime import (
     BUILTIN_DRIVERS,
     IMAGE_ONLY_DRIVERS,
     RuntimeDriver,
+    RuntimeHandle,
     check_driver_name,
 )
 
@@ -146,6 +150,11 @@ class Engine:
     left of them is killed, then Docker's restart rules on restore (README,
     "Restore"). One engine per root (``JournalError`` for a second).
 
+    ``live_restore`` (Docker's ``--live-restore``; needs ``root``): containers of a
+    driver that can (an OCI runtime's, each under a monitor process) keep running
+    when the engine ends or dies, and the next engine on the root adopts them, their
+    PID 1 checked by pidfd and start time. A native container is stopped as ever.
+
     Cancellation: leaving the block because of a cancellation still stops
     and reaps every container (shielded) before the cancellation propagates.
     Entering is not interrupted by a cancellation while it restores.
@@ -161,7 +170,15 @@ class Engine:
         store: ImageStore | None = None,
         root: str | os.PathLike[str] | None = None,
         snapshotter: str | None = None,
+        live_restore: bool = False,
     ) -> None:
+        if not isinstance(live_restore, bool):
+            raise InvalidArgumentError(f"live_restore must be True or False, not {live_restore!r}")
+        if live_restore and root is None:
+            raise InvalidArgumentError(
+                "live_restore needs root=DIR: the journal is how the next engine finds "
+                "the containers it left running"
+            )
         checked_environ = None if environ is None else check_env(environ)
         if store is not None and not isinstance(store, ImageStore):
             raise InvalidArgumentError(f"store must be an ImageStore, not {store!r}")
@@ -196,6 +213,7 @@ class Engine:
             store=store,
             snapshotter=snapshots,
             journal=journal,
+            live_restore=live_restore,
         )
         self._observer = ShieldedTasks()
         self._task_group: TaskGroup | None = None
@@ -249,9 +267,11 @@ class Engine:
 
         A container that was running or paused comes back stopped: whatever is left of
         its run (an engine that died leaves its processes, an OCI runtime's container)
-        is killed first, and a run nobody saw end gets exit code 255. Every container,
-        whatever its state, has its leftovers released: the engine may have died
-        between a spawn and the record of it.
+        is killed first, and a run nobody saw end gets exit code 255. With
+        ``live_restore`` a run its driver kept is adopted instead (it comes back
+        running, or paused), or, if it ended meanwhile, comes back stopped with the
+        exit code the driver kept. Every other container, whatever its state, has its
+        leftovers released: the engine may have died between a spawn and the record.
         """
         records, broken = await anyio.to_thread.run_sync(journal.read_each)
         for error in broken:
@@ -259,7 +279,7 @@ class Engine:
         to_start: list[Container] = []
         for record in records:
             container = await self._restore_one(record)
-            if container is None:
+            if container is None or is_live(container):  # not restored, or adopted
                 continue
             policy = container.restart_policy
             ran = None if record.started_at is None else container.exit_code
@@ -281,54 +301,109 @@ class Engine:
         except InvalidArgumentError as error:
             get_logger().error("container not restored", container_id=record.id, reason=str(error))
             return None
-        await driver.release_leftovers(record.id, pid=record.pid, start_time=record.pid_start_time)
-        image = None
-        if spec.image is not None:
-            store, snapshotter = context.store, context.snapshotter
-            try:
-                image = None if store is None else store.get(spec.image)
-            except ImageNotFoundError:
-                image = None
-            if image is None or snapshotter is None or store is None:
-                get_logger().error(
-                    "container not restored: its image is gone",
-                    container_id=record.id,
-                    image=spec.image,
-                )
-                return None
-            try:
-                rootfs = await anyio.to_thread.run_sync(snapshotter.attach, record.id, image)
-            except OSError as error:
-                get_logger().error(
-                    "container not restored: its root filesystem cannot be mounted",
-                    container_id=record.id,
-                    reason=str(error),
-                )
-                return None
-            spec = dataclasses.replace(spec, rootfs=str(rootfs))
-            store.hold(image.id, record.id)
-            record = dataclasses.replace(record, spec=spec)
         log_path = None if spec.log_file is None else Path(spec.log_file)
         logs = LogBuffer(spec.log_bytes, log_path)
         if log_path is not None:
             logs.preload(await anyio.to_thread.run_sync(read_log_file, log_path, spec.log_bytes))
         was_live = record.state in (State.RUNNING, State.PAUSED)
-        container = restore_container(
-            context,
-            record,
-            logs=logs,
-            image=image,
-            exit_code=UNKNOWN_EXIT_CODE if was_live else record.exit_code,
-        )
-        if was_live:
+        found = await self._adopt(driver, record, logs) if was_live else None
+        adopted = found if isinstance(found, RuntimeHandle) else None
+        if adopted is None:
+            await driver.release_leftovers(
+                record.id, pid=record.pid, start_time=record.pid_start_time
+            )
+        image = None
+        if spec.image is not None:
+            attached = await self._attach_rootfs(record)
+            if attached is None:
+                if adopted is not None:  # nothing to run it as: what was adopted ends
+                    await _end_adopted(driver, adopted, record)
+                return None
+            image, record = attached
+        if adopted is not None:
+            exit_code = record.exit_code
+            get_logger().info(
+                "restored running: it kept running while no engine watched",
+                container_id=truncate_id(record.id),
+                name=record.name,
+                pid=adopted.pid,
+            )
+        elif isinstance(found, int):
+            exit_code = found
+            get_logger().warning(
+                "restored stopped: its run ended while no engine watched",
+                container_id=truncate_id(record.id),
+                name=record.name,
+                exit_code=found,
+            )
+        elif was_live:
+            exit_code = UNKNOWN_EXIT_CODE
             get_logger().warning(
                 "restored stopped: its run ended with the engine that ran it",
-                container_id=container.short_id,
-                name=container.name,
+                container_id=truncate_id(record.id),
+                name=record.name,
                 exit_code=UNKNOWN_EXIT_CODE,
             )
+        else:
+            exit_code = record.exit_code
+        container = restore_container(
+            context, record, logs=logs, image=image, exit_code=exit_code, adopted=adopted
+        )
         self._add(container, logs, log_path)
         return container
+
+    async def _adopt(
+        self, driver: RuntimeDriver, record: JournalRecord, logs: LogBuffer
+    ) -> RuntimeHandle | int | None:
+        """``live_restore``: the run a dead engine left of a live record, if its driver
+        can take it over (or its exit code, if the run ended meanwhile)."""
+        if not self._context.live_restore or record.pid is None:
+            return None
+        container_id = record.id
+
+        def exited() -> None:
+            # Until the container is registered there is nothing to tell: restore_container
+            # commits an exit that came before, and no await lies between the two.
+            if self._registry.has_id(container_id):
+                exit_observed(self._registry.get(container_id))
+
+        return await driver.adopt(
+            container_id,
+            pid=record.pid,
+            start_time=record.pid_start_time,
+            capture_output=record.spec.capture_output,
+            output=logs,
+            on_exit=exited,
+        )
+
+    async def _attach_rootfs(self, record: JournalRecord) -> tuple[Image, JournalRecord] | None:
+        """Mount a restored container's root filesystem again; None (logged) if it cannot be."""
+        context, spec = self._context, record.spec
+        store, snapshotter = context.store, context.snapshotter
+        try:
+            image = None if store is None or spec.image is None else store.get(spec.image)
+        except ImageNotFoundError:
+            image = None
+        if image is None or snapshotter is None or store is None:
+            get_logger().error(
+                "container not restored: its image is gone",
+                container_id=record.id,
+                image=spec.image,
+            )
+            return None
+        try:
+            rootfs = await anyio.to_thread.run_sync(snapshotter.attach, record.id, image)
+        except OSError as error:
+            get_logger().error(
+                "container not restored: its root filesystem cannot be mounted",
+                container_id=record.id,
+                reason=str(error),
+            )
+            return None
+        store.hold(image.id, record.id)
+        return image, dataclasses.replace(
+            record, spec=dataclasses.replace(spec, rootfs=str(rootfs))
+        )
 
     def _add(self, container: Container, logs: LogBuffer, log_path: Path | None) -> None:
         if log_path is not None and self._task_group is not None:
@@ -361,9 +436,16 @@ class Engine:
         containers = self._registry.all()
         for container in containers:
             cancel_pending_restart(container)
+        # live_restore: what its driver can leave running is left running (moby's
+        # --live-restore: the daemon goes, containerd's shims keep the containers).
+        left_running = (
+            {c.id for c in containers if is_live(c) and await detach_for_shutdown(c)}
+            if self._context.live_restore
+            else set()
+        )
         async with anyio.create_task_group() as group:
             for container in containers:
-                if container.state in (State.RUNNING, State.PAUSED):
+                if container.id not in left_running and is_live(container):
                     group.start_soon(stop_for_shutdown, container)
         if self._context.journal is None:
             # The engine forgets its containers when it ends, so their root
@@ -376,7 +458,7 @@ class Engine:
             # its filesystem unmounted but kept for the next engine to mount.
             for container in containers:
                 await flush_record(container)
-                await release_rootfs(container, keep=True)
+                await release_rootfs(container, keep=True, mounted=container.id in left_running)
         for driver in self._context.opened_drivers():
             await driver.aclose(SHUTDOWN_GRACE)
         self._log_writers.cancel_all()
@@ -701,6 +783,15 @@ def _healthcheck_for(given: Healthcheck | None, image: Image | None) -> Healthch
         raise InvalidArgumentError(
             f"image {image.short_id} has a bad Healthcheck: {error}"
         ) from None
+
+
+async def _end_adopted(driver: RuntimeDriver, handle: RuntimeHandle, record: JournalRecord) -> None:
+    """An adopted run of a container that cannot be restored after all: killed, reaped."""
+    handle.signal(signal.SIGKILL)
+    with anyio.move_on_after(SHUTDOWN_GRACE * 4):
+        await handle.wait()
+    handle.close()
+    await driver.release_leftovers(record.id, pid=record.pid, start_time=record.pid_start_time)
 
 
 def _runtime_for(checked: str, asked: str | None, image: Image | None) -> str:

@@ -71,9 +71,10 @@ class Snapshotter(Protocol):
     def remove(self, key: str) -> None:
         """Unmount and delete container ``key``'s filesystem (idempotent)."""
 
-    def detach(self, key: str) -> None:
+    def detach(self, key: str, *, keep_mounted: bool = False) -> None:
         """An engine leaves, the container stays (a journal keeps it): unmount, keep its
-        files, let go of it. ``attach`` brings it back."""
+        files, let go of it. ``attach`` brings it back. ``keep_mounted``: it stays
+        mounted, for a container that is left running (``live_restore``)."""
 
     def attach(self, key: str, image: Image) -> Path:
         """An engine restores container ``key``: hold it again, mount it if it is not
@@ -233,9 +234,9 @@ class OverlaySnapshotter:
             shutil.rmtree(home)
         self._let_go(key)
 
-    def detach(self, key: str) -> None:
+    def detach(self, key: str, *, keep_mounted: bool = False) -> None:
         home = self.containers / key
-        for point in reversed(mounts_under(home)):
+        for point in reversed([] if keep_mounted else mounts_under(home)):
             try:
                 unmount(Path(point))
             except MountError:
@@ -380,7 +381,8 @@ class VfsSnapshotter:
         if fd is not None:
             os.close(fd)
 
-    def detach(self, key: str) -> None:
+    def detach(self, key: str, *, keep_mounted: bool = False) -> None:
+        del keep_mounted  # nothing is mounted: the copy is a plain directory
         fd = self._owners.pop(key, None)
         if fd is not None:
             os.close(fd)

@@ -145,8 +145,13 @@ class RuntimeDriver(Protocol):
         """What keeps a container's processes together here, in words (``Engine.statistics()``):
         ``"process group"``, ``"cgroup v1 (freezer, pids)"``, ...."""
 
-    def open(self, task_group: TaskGroup) -> None:
-        """Start the driver's own background work in ``task_group`` (at engine entry)."""
+    def open(self, task_group: TaskGroup, *, live_restore: bool = False) -> None:
+        """Start the driver's own background work in ``task_group`` (at engine entry).
+
+        ``live_restore`` (Docker's ``--live-restore``): start containers so that they
+        can outlive the engine (``detach``, ``adopt``); a driver whose containers
+        cannot (they are the engine's children) ignores it.
+        """
 
     def check_spec(self, spec: ContainerSpec) -> None:
         """``InvalidArgumentError`` naming the reason if this driver cannot run ``spec`` here
@@ -206,6 +211,33 @@ class RuntimeDriver(Protocol):
         ``start_time`` are its main process's as the journal last knew them
         (None: it was not known to run); a process is killed only if both
         match. Never raises (what cannot be cleaned is logged). Call it shielded.
+        """
+
+    def detach(self, handle: RuntimeHandle) -> bool:
+        """Engine shutdown with ``live_restore``: let go of the live ``handle`` without
+        stopping it, leaving its exit and output for an engine that ``adopt``s it.
+
+        False (nothing done) if its container cannot outlive the engine here; the
+        engine then stops it. After True the handle is closed: nothing is called on it.
+        """
+
+    async def adopt(
+        self,
+        container_id: str,
+        *,
+        pid: int,
+        start_time: int | None,
+        capture_output: bool,
+        output: OutputSink,
+        on_exit: Callable[[], None],
+    ) -> RuntimeHandle | int | None:
+        """Restore with ``live_restore``: take over container ``container_id``'s run that an
+        engine left (``detach``, or a crash), as ``spawn`` returns one.
+
+        A handle if its main process still runs and is ``pid`` started at
+        ``start_time`` (never a reused pid); its exit code if it ended while no engine
+        watched and the driver kept that; None if there is nothing to adopt (then
+        ``release_leftovers``). Cancellation: the look completes (shielded).
         """
 
     async def aclose(self, grace: float) -> None:

@@ -8,6 +8,7 @@ exit. Claims about the OS are tested on the native driver, never here.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -103,6 +104,12 @@ class FakeDriver:
         self.probes: list[tuple[str, ...]] = []
         self.probe_results: list[tuple[int, bytes]] = []
         self.released: list[tuple[str, int | None, int | None]] = []
+        self.live_restore = False
+        self.can_outlive = True  # detach lets go of a live container (live_restore)
+        self.detached: list[FakeHandle] = []
+        self.adopted: list[FakeHandle] = []
+        # adopt's answers by container id: a running pid (a handle is made) or an exit code.
+        self.to_adopt: dict[str, tuple[str, int]] = {}
 
     @property
     def name(self) -> str:
@@ -112,8 +119,9 @@ class FakeDriver:
     def containment(self) -> str:
         return "none (a fake)"
 
-    def open(self, task_group: TaskGroup) -> None:
+    def open(self, task_group: TaskGroup, *, live_restore: bool = False) -> None:
         self.task_group = task_group
+        self.live_restore = live_restore
 
     def check_spec(self, spec: ContainerSpec) -> None:
         """Any spec will do: nothing here touches the OS."""
@@ -173,6 +181,36 @@ class FakeDriver:
     ) -> None:
         await anyio.lowlevel.checkpoint()
         self.released.append((container_id, pid, start_time))
+
+    def detach(self, handle: RuntimeHandle) -> bool:
+        if not (self.live_restore and self.can_outlive and isinstance(handle, FakeHandle)):
+            return False
+        handle.close()
+        self.detached.append(handle)
+        return True
+
+    async def adopt(
+        self,
+        container_id: str,
+        *,
+        pid: int,
+        start_time: int | None,
+        capture_output: bool,
+        output: OutputSink,
+        on_exit: Callable[[], None],
+    ) -> RuntimeHandle | int | None:
+        await anyio.lowlevel.checkpoint()
+        answer = self.to_adopt.pop(container_id, None)
+        if answer is None:
+            return None
+        kind, value = answer
+        if kind == "exited":
+            return value
+        handle = FakeHandle(self, value, on_exit)
+        if handle.pid != pid or handle.start_time != start_time:
+            return None  # not the process the journal knew
+        self.adopted.append(handle)
+        return handle
 
     async def aclose(self, grace: float) -> None:
         self.closed_with = grace
@@ -332,3 +370,89 @@ async def test_restore_asks_the_driver_to_release_what_a_dead_engine_left(
             await web.start()  # the driver runs it again
             assert web.pid == driver.spawned[0][2].pid
     assert journal.read(ghost).name == "ghost"
+
+
+async def test_live_restore_leaves_what_the_driver_can_keep_and_adopts_it_again(
+    tmp_path: Path,
+) -> None:
+    """Pure engine logic of live_restore: at shutdown each live container its driver can
+    detach is left running (no signal sent, its record still says running, with its pid);
+    the next engine adopts what its driver finds (running, same pid, no release_leftovers),
+    and that run's exit is then committed as any exit is (die, exit code). One the
+    driver finds nothing of is released and comes back stopped with 255."""
+    first = FakeDriver()
+    with anyio.fail_after(10):
+        async with Engine(root=tmp_path, drivers=[first], live_restore=True) as engine:
+            kept = await engine.create(["server"], runtime="fake", name="kept")
+            lost = await engine.create(["server"], runtime="fake", name="lost")
+            await kept.start()
+            await lost.start()
+            kept_handle, lost_handle = (handle for _, _, handle in first.spawned)
+    assert [kept_handle, lost_handle] == first.detached
+    assert ([], []) == (kept_handle.signals, lost_handle.signals)
+    journal = Journal(tmp_path)
+    assert (State.RUNNING, kept_handle.pid) == (
+        journal.read(kept.id).state,
+        journal.read(kept.id).pid,
+    )
+
+    second = FakeDriver()
+    second.to_adopt[kept.id] = ("running", kept_handle.pid)
+    with anyio.fail_after(10):
+        async with Engine(root=tmp_path, drivers=[second], live_restore=True) as engine:
+            back = engine.get("kept")
+            assert (State.RUNNING, kept_handle.pid) == (back.state, back.pid)
+            assert [lost.id] == [released for released, _, _ in second.released]
+            assert (State.STOPPED, 255) == (engine.get("lost").state, engine.get("lost").exit_code)
+            (adopted,) = second.adopted
+            async with engine.subscribe(container="kept") as events:
+                adopted.exit(4)
+                event = await events.__anext__()
+            assert ("die", "4") == (event.action, event.attributes["exitCode"])
+            assert (State.STOPPED, 4) == (back.state, back.exit_code)
+
+
+async def test_live_restore_stops_what_the_driver_cannot_keep_and_takes_a_kept_exit_code(
+    tmp_path: Path,
+) -> None:
+    """A driver that cannot keep a container (native's): the shutdown stops it. A run
+    that ended while no engine ran, whose exit code the driver kept, comes back stopped
+    with that code, and the restart policy judges that code (moby with --live-restore:
+    on-failure starts a run that failed, not one that succeeded)."""
+    first = FakeDriver()
+    first.can_outlive = False
+    with anyio.fail_after(10):
+        async with Engine(root=tmp_path, drivers=[first], live_restore=True) as engine:
+            failed = await engine.create(["job"], runtime="fake", restart="on-failure")
+            succeeded = await engine.create(["job"], runtime="fake", restart="on-failure")
+            await failed.start()
+            handle = first.spawned[0][2]
+    assert [] == first.detached
+    assert [signal.SIGTERM] == handle.signals
+    # As a crash leaves them: running, with the pid of a run whose exit the driver kept.
+    journal = Journal(tmp_path)
+    for container in (failed, succeeded):
+        record = journal.read(container.id)
+        journal.write(
+            dataclasses.replace(
+                record, state=State.RUNNING, started_at=record.created, pid=77, pid_start_time=1
+            )
+        )
+    second = FakeDriver()
+    second.to_adopt[failed.id] = ("exited", 9)
+    second.to_adopt[succeeded.id] = ("exited", 0)
+    with anyio.fail_after(10):
+        async with Engine(root=tmp_path, drivers=[second], live_restore=True) as engine:
+            assert (State.STOPPED, 0) == (
+                engine.get(succeeded.id).state,
+                engine.get(succeeded.id).exit_code,
+            )
+            assert State.RUNNING is engine.get(failed.id).state  # on-failure: started again
+            assert 1 == len(second.spawned)
+
+
+def test_live_restore_needs_a_root_and_a_bool() -> None:
+    with pytest.raises(InvalidArgumentError, match="live_restore needs root"):
+        Engine(live_restore=True)
+    with pytest.raises(InvalidArgumentError, match="live_restore must be True or False"):
+        Engine(live_restore="yes")  # type: ignore[arg-type]

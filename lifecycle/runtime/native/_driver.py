@@ -126,7 +126,8 @@ class NativeDriver:
             return f"{self._containment} (not open yet)"
         return "process group"
 
-    def open(self, task_group: TaskGroup) -> None:
+    def open(self, task_group: TaskGroup, *, live_restore: bool = False) -> None:
+        del live_restore  # a native container is our child: it cannot outlive us (detach)
         if self._task_group is not None:
             raise RuntimeError("a NativeDriver serves one engine, once")
         if self._containment != "process-group":
@@ -317,6 +318,25 @@ class NativeDriver:
             return
         if not await poll_until(lambda: _gone(pid, start_time), LEFTOVER_TIMEOUT):
             get_logger().error("a left-over process does not die", container_id=short_id, pid=pid)
+
+    def detach(self, handle: RuntimeHandle) -> bool:
+        """Never: the process is our child, and its exit status would go with us."""
+        del handle
+        return False
+
+    async def adopt(
+        self,
+        container_id: str,
+        *,
+        pid: int,
+        start_time: int | None,
+        capture_output: bool,
+        output: OutputSink,
+        on_exit: Callable[[], None],
+    ) -> RuntimeHandle | int | None:
+        """Nothing to adopt: a native run ends with the engine that ran it."""
+        del container_id, pid, start_time, capture_output, output, on_exit
+        return None
 
     async def aclose(self, grace: float) -> None:
         # Every stop has reaped its process; give any other watcher a moment,

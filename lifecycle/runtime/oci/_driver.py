@@ -12,6 +12,15 @@ missing and how to get it, at create.
 Each run gets its own runtime id (``<short id>-<n>``), so the next start of
 a container never waits for the previous run's ``delete``, which happens
 after the exit has been reported (exit detection stays event-fast).
+
+With ``live_restore`` (Docker's ``--live-restore``) a container can outlive the
+engine: ``create`` runs under a monitor (``_monitored.py``) that stays PID 1's
+parent and keeps its exit code in an exit file, and stdout and stderr are FIFOs in
+the bundle that the container holds open for reading as well as writing (so it
+never gets SIGPIPE when the engine is gone; its writes block once the 64 KiB pipe
+buffer is full, as Docker's do, until an engine reads again). At shutdown the engine
+``detach``es such a container; the next engine ``adopt``s it: its PID 1 checked by
+pidfd and start time, its monitor by being PID 1's parent.
 """
 
 from __future__ import annotations
@@ -35,16 +44,26 @@ from lifecycle._logging import get_logger
 from lifecycle._polling import poll_until
 from lifecycle._stringid import truncate_id
 from lifecycle._tasks import ShieldedTasks
-from lifecycle.containment import Cgroup, SubreaperLease, pidfd_exited
+from lifecycle.containment import Cgroup, SubreaperLease, pidfd_exited, procfs
 from lifecycle.model import ContainerSpec
 from lifecycle.runtime import Multiplexer, OutputSink, RuntimeHandle, SpawnFailure, run_probe
 from lifecycle.runtime.oci._bundle import bundle_config, resolve_user, write_bundle
+from lifecycle.runtime.oci._monitored import (
+    MONITOR_EXIT_TIMEOUT,
+    MONITOR_PROGRAM,
+    Monitor,
+    read_exit_file,
+    start_monitored,
+)
 from lifecycle.runtime.oci._process import OciProcess
 from lifecycle.runtime.oci._runtime import Runtime, remove_tree
 
 __all__ = ["CrunDriver", "OciDriver", "RuncDriver", "missing_requirement"]
 
 STATE_ROOT: Final = Path("/run/lifecycle")
+# Monitors' exit files (``<runtime id>``): kept apart from the bundles, which a starting
+# engine deletes once their container has stopped, until a restore reads them.
+EXITS: Final = STATE_ROOT / "exits"
 CGROUP_MOUNT: Final = Path("/sys/fs/cgroup")
 # Below each hierarchy's root, as Docker's cgroupfs driver puts them under /docker.
 CGROUP_PARENT: Final = "lifecycle-oci"
@@ -80,11 +99,13 @@ class OciDriver:
         "_binary",
         "_bundles",
         "_cleanups",
-        "_counter",
+        "_detached",
         "_dispatcher",
+        "_live_restore",
         "_multiplexer",
         "_name",
         "_probes",
+        "_runs",
         "_runtime",
         "_subreaper",
         "_task_group",
@@ -96,7 +117,7 @@ class OciDriver:
         self._name = name or os.path.basename(binary)
         self._runtime = Runtime(binary, STATE_ROOT / self._name)
         self._bundles = STATE_ROOT / "bundles" / f"{os.getpid()}-{id(self):x}"
-        self._counter = itertools.count(1)
+        self._runs = 0  # the last run's number (runtime ids <short id>-<n>)
         self._probes = itertools.count(1)
         self._multiplexer = Multiplexer()
         self._dispatcher = ShieldedTasks()
@@ -104,6 +125,8 @@ class OciDriver:
         self._cleanups = ShieldedTasks()
         self._subreaper = SubreaperLease()
         self._task_group: TaskGroup | None = None
+        self._live_restore = False
+        self._detached: set[Path] = set()  # bundles of containers left running at shutdown
 
     def __repr__(self) -> str:
         return f"<OciDriver {self._name}>"
@@ -116,9 +139,10 @@ class OciDriver:
     def containment(self) -> str:
         return f"OCI runtime {self._name}: PID, mount, IPC, UTS and network namespaces, cgroup v1"
 
-    def open(self, task_group: TaskGroup) -> None:
+    def open(self, task_group: TaskGroup, *, live_restore: bool = False) -> None:
         if self._task_group is not None:
             raise RuntimeError(f"an OciDriver serves one engine, once ({self!r})")
+        self._live_restore = live_restore
         self._subreaper.acquire()  # PID 1 is re-parented to us when `create` exits
         self._delete_what_dead_engines_finished()
         _sweep_empty_bundle_directories(self._bundles.parent)
@@ -179,7 +203,8 @@ class OciDriver:
     ) -> OciProcess:
         if spec.rootfs is None:  # pragma: no cover -- check_spec refused it
             raise SpawnFailure("no root filesystem", 125)
-        runtime_id = f"{spec.hostname or 'lifecycle'}-{next(self._counter)}"
+        self._runs += 1
+        runtime_id = f"{spec.hostname or 'lifecycle'}-{self._runs}"
         bundle = self._bundles / runtime_id
         cgroups_path = f"/{CGROUP_PARENT}/{runtime_id}"
         try:
@@ -188,7 +213,56 @@ class OciDriver:
             raise SpawnFailure(str(error), 125) from None
         config = bundle_config(spec, environment, cgroups_path=cgroups_path, user=user)
         await anyio.to_thread.run_sync(write_bundle, bundle, config)
-        pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)] if spec.capture_output else []
+        if self._live_restore:
+            pid, pidfd, output_fds, monitor = await self._create_monitored(
+                runtime_id, bundle, capture=spec.capture_output
+            )
+        else:
+            pid, pidfd, output_fds = await self._create(
+                runtime_id, bundle, capture=spec.capture_output
+            )
+            monitor = None
+        process = self._process(runtime_id, bundle, pid, pidfd, output_fds, monitor)
+        try:
+            await self._runtime.run("start", runtime_id)
+        except BaseException as error:
+            process.signal(signal.SIGKILL)
+            await poll_until(process.has_exited_now, 5)
+            await process.collect_exit_code()
+            for fd in process.output_fds or ():
+                os.close(fd)
+            await self._delete(runtime_id, bundle)
+            raise SpawnFailure(f"{self._name} start: {error}", 125) from None
+        return process
+
+    def _process(  # noqa: PLR0917 -- what one run is made of
+        self,
+        runtime_id: str,
+        bundle: Path,
+        pid: int,
+        pidfd: int,
+        output_fds: tuple[int, int] | None,
+        monitor: Monitor | None,
+    ) -> OciProcess:
+        freezer = Cgroup({"freezer": str(CGROUP_MOUNT / "freezer" / CGROUP_PARENT / runtime_id)})
+        memory = CGROUP_MOUNT / "memory" / CGROUP_PARENT / runtime_id
+        return OciProcess(
+            self._runtime,
+            runtime_id,
+            bundle,
+            pid,
+            pidfd,
+            output_fds=output_fds,
+            freezer=freezer,
+            memory=memory if memory.is_dir() else None,
+            monitor=monitor,
+        )
+
+    async def _create(
+        self, runtime_id: str, bundle: Path, *, capture: bool
+    ) -> tuple[int, int, tuple[int, int] | None]:
+        """``create`` with the engine's capture pipes; (PID 1, its pidfd, read ends)."""
+        pipes = [os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)] if capture else []
         try:
             stdout, stderr = (pipes[0][1], pipes[1][1]) if pipes else (1, 2)
             try:
@@ -212,29 +286,44 @@ class OciDriver:
                     os.waitid(os.P_PIDFD, leftover, os.WEXITED | os.WNOHANG)  # noqa: ASYNC222 -- WNOHANG
                 os.close(leftover)
             raise
-        freezer = Cgroup({"freezer": str(CGROUP_MOUNT / "freezer" / CGROUP_PARENT / runtime_id)})
-        memory = CGROUP_MOUNT / "memory" / CGROUP_PARENT / runtime_id
-        process = OciProcess(
-            self._runtime,
-            runtime_id,
-            bundle,
-            pid,
-            pidfd,
-            output_fds=(pipes[0][0], pipes[1][0]) if pipes else None,
-            freezer=freezer,
-            memory=memory if memory.is_dir() else None,
-        )
+        return pid, pidfd, (pipes[0][0], pipes[1][0]) if pipes else None
+
+    async def _create_monitored(
+        self, runtime_id: str, bundle: Path, *, capture: bool
+    ) -> tuple[int, int, tuple[int, int] | None, Monitor]:
+        """``create`` under a monitor, stdout and stderr FIFOs in the bundle (module doc);
+        (PID 1, its pidfd, the FIFOs' read ends, the monitor)."""
+        container_ends: list[int] = []
+        read_ends: list[int] = []
+        monitor: Monitor | None = None
         try:
-            await self._runtime.run("start", runtime_id)
-        except BaseException as error:
-            process.signal(signal.SIGKILL)
-            await poll_until(process.has_exited_now, 5)
-            process.try_complete_exit_now()
-            for fd in process.output_fds or ():
+            for stream in ("stdout", "stderr") if capture else ():
+                fifo = bundle / stream
+                os.mkfifo(fifo, 0o600)
+                # Read-write for the container: a FIFO with a reader never raises SIGPIPE.
+                container_ends.append(os.open(fifo, os.O_RDWR | os.O_CLOEXEC))
+                read_ends.append(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+            stdio = (container_ends[0], container_ends[1]) if capture else (1, 2)
+            EXITS.mkdir(parents=True, exist_ok=True)
+            try:
+                pid, started = await anyio.to_thread.run_sync(
+                    start_monitored, self._runtime, runtime_id, bundle, stdio, EXITS / runtime_id
+                )
+                monitor = started
+            finally:
+                for fd in container_ends:
+                    os.close(fd)
+                container_ends.clear()
+            pidfd = os.pidfd_open(pid)
+            return pid, pidfd, (read_ends[0], read_ends[1]) if capture else None, started
+        except BaseException:
+            for fd in container_ends + read_ends:
                 os.close(fd)
             await self._delete(runtime_id, bundle)
-            raise SpawnFailure(f"{self._name} start: {error}", 125) from None
-        return process
+            if monitor is not None:  # PID 1 is gone: it exits, and we reap it
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(monitor.reap_blocking, 5.0)
+            raise
 
     def _supervise(
         self,
@@ -276,6 +365,9 @@ class OciDriver:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._runtime.delete_now, runtime_id)
             await anyio.to_thread.run_sync(remove_tree, bundle)
+            if bundle.parent != self._bundles:  # an adopted run's: its engine's may be empty
+                with contextlib.suppress(OSError):
+                    bundle.parent.rmdir()
 
     async def probe(
         self,
@@ -327,13 +419,20 @@ class OciDriver:
             except OSError:
                 names = []
             left = [name for name in names if name.startswith(prefix)]
+            bundles = list(STATE_ROOT.glob(f"bundles/*/{prefix}*"))
+            # live_restore: a run's monitor exits once its PID 1 is killed; reaped if ours.
+            monitors = [m for m in map(_monitor_of, bundles) if m is not None]
             for runtime_id in left:
                 self._runtime.delete_now(runtime_id)
-            bundles = list(STATE_ROOT.glob(f"bundles/*/{prefix}*"))
+            for monitor in monitors:
+                monitor.reap_blocking(MONITOR_EXIT_TIMEOUT)
             for bundle in bundles:
                 remove_tree(bundle)
-            if bundles:  # a dead engine's directory may be empty now (open swept the rest)
-                _sweep_empty_bundle_directories(STATE_ROOT / "bundles")
+                if bundle.parent != self._bundles:  # an engine's directory may be empty now
+                    with contextlib.suppress(OSError):
+                        bundle.parent.rmdir()
+            for exit_file in EXITS.glob(f"{prefix}*"):  # a monitor's, for a run now over
+                exit_file.unlink(missing_ok=True)
             return left
 
         with anyio.CancelScope(shield=True):
@@ -343,6 +442,116 @@ class OciDriver:
                 "deleted what a dead engine left", container_id=prefix[:-1], runtime_ids=left
             )
 
+    def detach(self, handle: RuntimeHandle) -> bool:
+        """Let go of a running container started under a monitor (``live_restore``): its
+        exit and bundle are left for the engine that adopts it. False for any other."""
+        if not isinstance(handle, OciProcess) or not handle.monitored or handle.exited:
+            return False
+        pidfd = handle.pidfd
+        if pidfd is not None:
+            self._multiplexer.forget(pidfd)
+        self._detached.add(handle.bundle)
+        handle.close()  # its output FIFOs end for us at aclose; the container keeps them
+        return True
+
+    async def adopt(
+        self,
+        container_id: str,
+        *,
+        pid: int,
+        start_time: int | None,
+        capture_output: bool,
+        output: OutputSink,
+        on_exit: Callable[[], None],
+    ) -> OciProcess | int | None:
+        """Take over a container a dead engine left running under its monitor.
+
+        Adopted only if its PID 1 is ``pid`` started at ``start_time`` (read through a
+        pidfd, so a reused pid is never taken) and its parent is the run's monitor.
+        The exit code if it ended while no engine ran (the monitor's exit file).
+        Cancellation: the look completes (shielded).
+        """
+        task_group = self._task_group
+        if task_group is None:
+            raise RuntimeError("the driver has not been opened (Engine.__aenter__ opens it)")
+        if start_time is None:
+            return None  # nothing to prove it is the same process by
+        prefix = f"{truncate_id(container_id)}-"
+        with anyio.CancelScope(shield=True):
+            found = await anyio.to_thread.run_sync(
+                self._find_run, prefix, pid, start_time, capture_output
+            )
+        if isinstance(found, OciProcess):
+            self._supervise(task_group, found, output, on_exit)
+            get_logger().info(
+                "adopted a running container",
+                container_id=prefix[:-1],
+                pid=pid,
+                run=found.runtime_id,
+            )
+        return found
+
+    def _find_run(
+        self, prefix: str, pid: int, start_time: int, capture_output: bool
+    ) -> OciProcess | int | None:
+        for bundle in sorted(STATE_ROOT.glob(f"bundles/*/{prefix}*")):
+            process = self._adopt_run(bundle, pid, start_time, capture_output)
+            if process is not None:
+                number = bundle.name.rpartition("-")[2]
+                # The next run of this driver must not reuse the adopted run's runtime id.
+                self._runs = max(self._runs, int(number) if number.isdigit() else 0)
+                return process
+        for exit_file in EXITS.glob(f"{prefix}*"):
+            code = read_exit_file(exit_file, pid, start_time)
+            if code is not None:
+                return code
+        return None
+
+    def _adopt_run(  # noqa: PLR0911 -- each check that fails is one more reason not to adopt
+        self, bundle: Path, pid: int, start_time: int, capture_output: bool
+    ) -> OciProcess | None:
+        """The run in ``bundle`` if its PID 1 is the journal's and its monitor lives."""
+        runtime_id = bundle.name
+        try:
+            if int((bundle / "pid").read_text(encoding="ascii").strip()) != pid:
+                return None
+            pidfd = os.pidfd_open(pid)
+        except (OSError, ValueError):
+            return None
+        output_fds: list[int] = []
+        monitor: Monitor | None = None
+        adopted = False
+        try:
+            # The pidfd holds the pid now: what /proc says of it is that process's.
+            stat = procfs.read_stat(pid)
+            if stat is None or procfs.start_time(pid) != start_time:
+                return None
+            if self._runtime.status_now(runtime_id) not in ("running", "paused"):
+                return None
+            monitor = Monitor(stat.ppid, os.pidfd_open(stat.ppid), EXITS / runtime_id)
+            parent = procfs.read_stat(pid)  # still its parent, now that a pidfd holds it
+            if (
+                parent is None
+                or parent.ppid != monitor.pid
+                or not _is_monitor(monitor.pid, runtime_id)
+            ):
+                return None  # no monitor (killed?): its exit code would be lost
+            for stream in ("stdout", "stderr") if capture_output else ():
+                fifo = bundle / stream
+                output_fds.append(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+            adopted = True
+        except OSError:
+            return None
+        finally:
+            if not adopted:
+                os.close(pidfd)
+                for fd in output_fds:
+                    os.close(fd)
+                if monitor is not None:
+                    monitor.close()
+        fds = (output_fds[0], output_fds[1]) if output_fds else None
+        return self._process(runtime_id, bundle, pid, pidfd, fds, monitor)
+
     async def aclose(self, grace: float) -> None:
         await self._watchers.wait_all(grace)
         self._watchers.cancel_all()
@@ -351,8 +560,37 @@ class OciDriver:
         self._dispatcher.cancel_all()
         await self._dispatcher.wait_all(grace)
         self._multiplexer.close()
-        await anyio.to_thread.run_sync(remove_tree, self._bundles)
+        await anyio.to_thread.run_sync(_remove_bundles, self._bundles, self._detached)
         self._subreaper.release()
+
+
+def _monitor_of(bundle: Path) -> Monitor | None:
+    """The monitor of the run in ``bundle`` if it still runs (``live_restore``)."""
+    try:
+        pid = int((bundle / "pid").read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    stat = procfs.read_stat(pid)
+    if stat is None or not _is_monitor(stat.ppid, bundle.name):
+        return None
+    try:
+        monitor = Monitor(stat.ppid, os.pidfd_open(stat.ppid), EXITS / bundle.name)
+    except OSError:
+        return None
+    if not _is_monitor(monitor.pid, bundle.name):  # the pid was reused before the pidfd
+        monitor.close()
+        return None
+    return monitor
+
+
+def _is_monitor(pid: int, runtime_id: str) -> bool:
+    """Whether ``pid`` is the monitor program watching run ``runtime_id``."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    program = MONITOR_PROGRAM.name.encode()
+    return any(a.endswith(program) for a in arguments) and runtime_id.encode() in arguments
 
 
 def _open_pid_file(path: Path) -> int | None:
@@ -375,6 +613,18 @@ def _dead_engine_directories(parent: Path) -> list[Path]:
         if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             found.append(entry)
     return found
+
+
+def _remove_bundles(directory: Path, keep: set[Path]) -> None:
+    """Remove an engine's bundle directory at its shutdown, but for the bundles of the
+    containers it left running (``keep``: ``live_restore``)."""
+    if not keep:
+        remove_tree(directory)
+        return
+    with contextlib.suppress(OSError):
+        for bundle in list(directory.iterdir()):
+            if bundle not in keep:
+                remove_tree(bundle)
 
 
 def _sweep_empty_bundle_directories(parent: Path) -> None:

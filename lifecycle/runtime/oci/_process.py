@@ -8,6 +8,10 @@ and PID 1's exit completes only after they are gone (``zap_pid_ns_processes``),
 so once it is reaped nothing of the container runs; the cgroup's
 ``cgroup.procs`` confirms it.
 
+With ``live_restore`` PID 1 is the child of its monitor (``_monitored.py``)
+instead, which outlives the engine: the exit is still PID 1's pidfd turning
+readable, and the exit code is the one the monitor wrote once it has exited.
+
 Signals go to PID 1 through its pidfd, as ``docker kill`` and ``docker
 stop`` send them: PID 1 ignores signals it has no handler for, so a stop
 escalates to SIGKILL at the timeout, as in Docker. Pause is the runtime's
@@ -26,6 +30,7 @@ import anyio
 
 from lifecycle._polling import poll_until
 from lifecycle.containment import Cgroup, pidfd_exited, procfs, reap
+from lifecycle.runtime.oci._monitored import Monitor
 from lifecycle.runtime.oci._runtime import Runtime, RuntimeCommandError
 
 __all__ = ["OciProcess"]
@@ -43,6 +48,7 @@ class OciProcess:
         "_exited",
         "_freezer",
         "_memory",
+        "_monitor",
         "_open_outputs",
         "_outputs_closed",
         "_pidfd",
@@ -68,6 +74,7 @@ class OciProcess:
         output_fds: tuple[int, int] | None,
         freezer: Cgroup,
         memory: Path | None,
+        monitor: Monitor | None = None,
     ) -> None:
         self._runtime = runtime
         self.runtime_id = runtime_id
@@ -81,6 +88,7 @@ class OciProcess:
         self._outputs_closed = anyio.Event()
         self._freezer = freezer
         self._memory = memory
+        self._monitor = monitor
         self._reaped = False
         self._exited = anyio.Event()
         self.exit_code: int | None = None
@@ -94,6 +102,11 @@ class OciProcess:
     @property
     def pidfd(self) -> int | None:
         return self._pidfd
+
+    @property
+    def monitored(self) -> bool:
+        """Whether PID 1's parent is a monitor that outlives the engine (``live_restore``)."""
+        return self._monitor is not None
 
     @property
     def exited(self) -> bool:
@@ -206,7 +219,10 @@ class OciProcess:
         pidfd = self._pidfd
         if pidfd is None or self._reaped:
             return
-        self.exit_code, _ = reap(pidfd)  # 255 if not re-parented to us (no subreaper?)
+        if self._monitor is None:
+            self.exit_code, _ = reap(pidfd)  # 255 if not re-parented to us (no subreaper?)
+        else:
+            self.exit_code = self._monitor.exit_code(self.pid, self.start_time)
         self._reaped = True
         self.oom_killed = self._oom_kills() > 0
         self.close()
@@ -224,6 +240,8 @@ class OciProcess:
 
     def try_complete_exit_now(self) -> bool:
         """After the pidfd turned readable: reap PID 1; True if the exit is complete now."""
+        if self._monitor is not None and not self._monitor.exited_now():
+            return False  # it is reaping PID 1 and writing the exit file
         self._reap()
         if self._freezer.members():
             return False
@@ -232,9 +250,15 @@ class OciProcess:
         self._exited.set()
         return True
 
+    async def collect_exit_code(self) -> None:
+        """Once PID 1 has exited: reap it, or wait for its monitor to (``exit_code`` set)."""
+        if self._monitor is not None:
+            await self._monitor.wait(LEFTOVER_TIMEOUT)
+        self._reap()
+
     async def complete_exit(self) -> None:
         """Wait until the cgroup is empty and the output is drained, then complete the exit."""
-        self._reap()
+        await self.collect_exit_code()
         await poll_until(lambda: not self._freezer.members(), LEFTOVER_TIMEOUT)
         if self.output_fds is not None:
             with anyio.move_on_after(OUTPUT_DRAIN_TIMEOUT):
@@ -242,7 +266,9 @@ class OciProcess:
         self._exited.set()
 
     def close(self) -> None:
-        """Release the pidfd (idempotent). The runtime's state is the driver's to delete."""
+        """Release the pidfds (idempotent). The runtime's state is the driver's to delete."""
         pidfd, self._pidfd = self._pidfd, None
         if pidfd is not None:
             os.close(pidfd)
+        if self._monitor is not None:
+            self._monitor.close()

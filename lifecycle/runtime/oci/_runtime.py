@@ -22,7 +22,14 @@ import anyio.to_thread
 
 from lifecycle.runtime import SpawnFailure
 
-__all__ = ["Runtime", "RuntimeCommandError", "create_failure", "remove_tree"]
+__all__ = [
+    "COMMAND_TIMEOUT",
+    "Runtime",
+    "RuntimeCommandError",
+    "create_failure",
+    "last_error",
+    "remove_tree",
+]
 
 # How long one runtime command may take before it counts as hung.
 COMMAND_TIMEOUT: Final = 60.0
@@ -37,7 +44,7 @@ class RuntimeCommandError(Exception):
         self.message = message
 
 
-def _last_error(log: Path) -> str:
+def last_error(log: Path) -> str:
     """The last ``"level":"error"`` message of a runtime's JSON log (or its last line)."""
     try:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -106,7 +113,7 @@ class Runtime:
             process.wait()
             raise SpawnFailure(f"{self.binary} create did not finish in 60 s", 125) from None
         if code != 0:
-            raise create_failure(_last_error(log))
+            raise create_failure(last_error(log))
         return int(pid_file.read_text(encoding="ascii").strip())
 
     def run_now(self, *arguments: str, log: Path | None = None) -> None:
@@ -124,7 +131,7 @@ class Runtime:
         if result.returncode != 0:
             message = result.stderr.decode(errors="replace").strip()
             if log is not None:
-                message = _last_error(log) or message
+                message = last_error(log) or message
             raise RuntimeCommandError(f"{self.binary} {arguments[0]}", message)
 
     def status_now(self, container_id: str) -> str | None:

@@ -1,21 +1,26 @@
 """Restore with the OCI driver: a container's writes survive the engine (its overlay is
-unmounted at exit and mounted again at restore), and a container an engine left running
+unmounted at exit and mounted again at restore); a container an engine left running
 when it was SIGKILLed -- still running under runc, its PID 1 alive -- is deleted from
-the runtime (no live_restore yet) and comes back stopped with exit code 255."""
+the runtime and comes back stopped with exit code 255; with live_restore it is adopted
+instead (its PID 1 checked by pidfd and start time), or, if it ended while no engine
+ran, comes back stopped with the exit code its monitor kept."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
-from lifecycle import Engine, ImageStore, State
+from lifecycle import Container, Engine, ImageStore, State
 from lifecycle.rootfs import mounts_under
 
 from ...oshelpers import eventually, proc_state, read_first_line
-from .test_oci_driver import runtime, runtime_ids, store
+from .test_oci_driver import runtime, runtime_ids, runtime_status, store
 
 pytestmark = pytest.mark.anyio
 
@@ -84,3 +89,120 @@ async def test_a_container_left_running_by_a_killed_engine_is_deleted_and_stoppe
             assert proc_state(back.pid) == "S"
             await back.remove(force=True)
         assert not list(Path("/run/lifecycle/bundles").glob(f"*/{short_id}-*"))
+
+
+# PID 1 of the live_restore tests: it says "up", "usr1" at SIGUSR1, "bye" and exits 3 at
+# SIGTERM (PID 1 has no default action for either: the traps are what it does).
+TRAPPING = [
+    "sh",
+    "-c",
+    "trap 'echo usr1' USR1; trap 'echo bye; exit 3' TERM; echo up; while :; do sleep 0.05; done",
+]
+EXITS = Path("/run/lifecycle/exits")
+
+
+def _lines(container: Container) -> list[str]:
+    return [line.text for line in container.logs()]
+
+
+def _left_of(short_id: str, runtime: str) -> list[str]:
+    """What the runtime, the bundles and the exit files still hold of a container."""
+    return [
+        *[name for name in runtime_ids(runtime) if name.startswith(f"{short_id}-")],
+        *[str(path) for path in Path("/run/lifecycle/bundles").glob(f"*/{short_id}-*")],
+        *[str(path) for path in EXITS.glob(f"{short_id}-*")],
+    ]
+
+
+async def test_live_restore_leaves_a_container_running_and_the_next_engine_adopts_it(
+    store: ImageStore, runtime: str
+) -> None:
+    """The engine ends; the container does not: its PID 1 runs on, its overlay stays
+    mounted, what it writes meanwhile waits in its FIFO (no SIGPIPE); the next engine
+    adopts it running, reads that output, and stops it with the exit code PID 1 gave."""
+    with anyio.fail_after(60):
+        async with Engine(store=store, root=store.root, runtime=runtime, live_restore=True) as one:
+            container = await one.create(image="busybox", command=TRAPPING, name="kept")
+            await container.start()
+            await eventually(lambda: "up" in _lines(container))
+            pid, short_id, rootfs = container.pid, container.short_id, container.rootfs
+        assert pid is not None
+        assert rootfs is not None
+        assert proc_state(pid) == "S"  # it outlived the engine
+        (run,) = [name for name in runtime_ids(runtime) if name.startswith(f"{short_id}-")]
+        assert "running" == runtime_status(runtime, run)
+        assert mounts_under(rootfs.parent)  # its root is still mounted: it is in use
+        os.kill(pid, signal.SIGUSR1)  # it writes while no engine reads
+        async with Engine(store=store, root=store.root, runtime=runtime, live_restore=True) as two:
+            back = two.get("kept")
+            assert (State.RUNNING, pid) == (back.state, back.pid)
+            await eventually(lambda: "usr1" in _lines(back))
+            await back.stop()
+            assert 3 == back.exit_code  # from its monitor: PID 1 is not this engine's child
+            assert ["usr1", "bye"] == _lines(back)
+            await eventually(lambda: not _left_of(short_id, runtime), 10)
+            await back.remove()
+        assert proc_state(pid) is None
+
+
+async def test_live_restore_keeps_the_exit_code_of_a_run_that_ended_while_no_engine_ran(
+    store: ImageStore, runtime: str
+) -> None:
+    """The engine is SIGKILLed; the container then exits (code 3) with nobody watching but
+    its monitor; the next engine restores it stopped with that code, not 255."""
+    script = (
+        "import anyio, sys\n"
+        "from lifecycle import Engine, ImageStore\n"
+        "async def main():\n"
+        "    store = ImageStore(sys.argv[1])\n"
+        "    async with Engine(store=store, root=store.root, runtime=sys.argv[2],\n"
+        "                      live_restore=True) as engine:\n"
+        f"        c = await engine.create(image='busybox', command={TRAPPING!r}, name='gone')\n"
+        "        await c.start()\n"
+        "        print(c.pid, c.short_id, flush=True)\n"
+        "        await anyio.sleep_forever()\n"
+        "anyio.run(main)\n"
+    )
+    with anyio.fail_after(60):
+        process = await anyio.open_process(
+            [sys.executable, "-c", script, str(store.root), runtime], cwd=REPO
+        )
+        assert process.stdout is not None
+        pid_text, short_id = (await read_first_line(process.stdout)).decode().split()
+        process.kill()
+        await process.wait()
+        await process.stdout.aclose()
+        pid = int(pid_text)
+        assert proc_state(pid) == "S"
+        os.kill(pid, signal.SIGTERM)
+        await eventually(lambda: proc_state(pid) is None, 10)  # its monitor reaped it
+        await eventually(lambda: bool(list(EXITS.glob(f"{short_id}-*"))), 10)
+        async with Engine(store=store, root=store.root, runtime=runtime, live_restore=True) as two:
+            back = two.get("gone")
+            assert (State.STOPPED, 3) == (back.state, back.exit_code)
+            assert not _left_of(short_id, runtime)
+            await back.remove()
+
+
+async def test_live_restore_never_adopts_a_process_the_journal_does_not_name(
+    store: ImageStore, runtime: str
+) -> None:
+    """A record whose PID 1 start time is not the running process's (a reused pid would
+    look like this): nothing is adopted; the run is deleted and it comes back 255."""
+    with anyio.fail_after(60):
+        async with Engine(store=store, root=store.root, runtime=runtime, live_restore=True) as one:
+            container = await one.create(image="busybox", command=TRAPPING, name="other")
+            await container.start()
+            pid, short_id, container_id = container.pid, container.short_id, container.id
+        assert pid is not None
+        record_path = store.root / "containers" / f"{container_id}.json"
+        record = json.loads(record_path.read_text())
+        assert pid == record["pid"]
+        record["pid_start_time"] += 1
+        record_path.write_text(json.dumps(record))
+        async with Engine(store=store, root=store.root, runtime=runtime, live_restore=True) as two:
+            back = two.get("other")
+            assert (State.STOPPED, 255) == (back.state, back.exit_code)
+            await eventually(lambda: proc_state(pid) in (None, "Z"), 10)
+            assert not _left_of(short_id, runtime)
+            await back.remove()
