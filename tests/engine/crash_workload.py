@@ -1,11 +1,11 @@
 """An engine with a journal doing a bit of everything, until it is killed (the crash test).
 
-``python -m tests.engine.crash_workload ROOT SEED BACKEND [RUNTIME]``: three workers create, start,
-pause, unpause, stop, kill and remove containers of real processes (some that fork a
-child of their own) as fast as they can; each prints ``created <id>`` once its create
-has returned, ``removing <id>`` before a remove begins and ``removed <id>`` once it has
-returned, so the test knows what the journal must and may hold when it kills this
-process with SIGKILL at a random line.
+``python -m tests.engine.crash_workload ROOT SEED BACKEND [RUNTIME [live]]``: three
+workers create, start, pause, unpause, stop, kill and remove containers of real
+processes (some that fork a child of their own) as fast as they can; each prints
+``created <id>`` once its create has returned, ``removing <id>`` before a remove begins
+and ``removed <id>`` once it has returned, so the test knows what the journal must and
+may hold when it kills this process with SIGKILL at a random line.
 """
 
 from __future__ import annotations
@@ -64,12 +64,13 @@ async def worker(
             say("removed", container.id)
 
 
-async def main(root: str, seed: int, runtime: str) -> None:
+async def main(root: str, seed: int, runtime: str, live_restore: bool) -> None:
     """``runtime`` "native": argv-only containers; an OCI runtime: busybox containers on
-    overlay root filesystems (the root's store must hold busybox)."""
+    overlay root filesystems (the root's store must hold busybox). ``live_restore``: the
+    engine adopts what the last one left running, and leaves its own running."""
     chooser = random.Random(seed)  # noqa: S311 -- a test's reproducible choices
     image = None if runtime == "native" else "busybox"
-    engine = Engine(root=root, runtime=runtime)
+    engine = Engine(root=root, runtime=runtime, live_restore=live_restore)
     async with engine, anyio.create_task_group() as group:
         say("ready", str(len(engine.containers())))
         for number in range(3):
@@ -79,4 +80,5 @@ async def main(root: str, seed: int, runtime: str) -> None:
 
 if __name__ == "__main__":
     runtime = sys.argv[4] if len(sys.argv) > 4 else "native"
-    anyio.run(main, sys.argv[1], int(sys.argv[2]), runtime, backend=sys.argv[3])
+    live = sys.argv[5:] == ["live"]
+    anyio.run(main, sys.argv[1], int(sys.argv[2]), runtime, live, backend=sys.argv[3])

@@ -175,7 +175,14 @@ def marked_processes(marker: str) -> list[int]:
 
 
 async def run_until_killed(
-    root: Path, seed: int, backend: str, marker: str, kill_at: int, runtime: str
+    root: Path,
+    seed: int,
+    backend: str,
+    marker: str,
+    kill_at: int,
+    runtime: str,
+    *,
+    live_restore: bool = False,
 ) -> tuple[set[str], set[str], set[str]]:
     """Run the workload on ``root`` and SIGKILL it once it has printed ``kill_at`` lines;
     the ids it said were created, being removed, and removed."""
@@ -187,6 +194,7 @@ async def run_until_killed(
             "-m",
             "tests.engine.crash_workload",
             *(str(root), str(seed), backend, runtime),
+            *(["live"] if live_restore else []),
         ],
         env=environment,
         cwd=REPO,
@@ -211,12 +219,13 @@ async def run_until_killed(
     return said["created"], said["removing"], said["removed"]
 
 
-@pytest.fixture(params=["native", "runc"])
+@pytest.fixture(params=["native", "runc", "runc-live"])
 async def crash_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The crash test on the native driver, and on runc with busybox containers on overlay
-    root filesystems (root and runc: skipped without them, required in CI)."""
+    root filesystems (root and runc: skipped without them, required in CI), with and
+    without live_restore."""
     runtime: str = request.param
-    if runtime == "runc":
+    if runtime != "native":
         require_root("containers under runc")
         require("runc")
         store = ImageStore(tmp_path / "root")
@@ -239,6 +248,8 @@ async def test_crash_at_random_points_never_loses_a_created_container(
     chooser = random.Random(seed)  # noqa: S311
     root = tmp_path / "root"
     oci = crash_runtime != "native"
+    live = crash_runtime == "runc-live"  # runs left running are adopted, not killed
+    runtime = "runc" if oci else "native"
     for round_number in range(8 if oci else 20):
         marker = secrets.token_hex(8)
         where = f"seed {seed} round {round_number}"
@@ -249,30 +260,45 @@ async def test_crash_at_random_points_never_loses_a_created_container(
                 anyio_backend,
                 marker,
                 chooser.randint(1, 40 if oci else 60),
-                crash_runtime,
+                runtime,
+                live_restore=live,
             )
-            async with Engine(root=root, observe_interval=None, runtime=crash_runtime) as engine:
+            async with Engine(
+                root=root, observe_interval=None, runtime=runtime, live_restore=live
+            ) as engine:
                 back = {c.id: c for c in engine.containers()}
                 assert not (created - removing) - set(back), f"{where}: lost containers"
                 assert not removed & set(back), f"{where}: a remove that returned came undone"
                 assert set(back) == Journal(root).ids(), f"{where}: records and containers differ"
+                kept = frozenset(
+                    c.short_id for c in back.values() if c.state in (State.RUNNING, State.PAUSED)
+                )
                 for container in back.values():
-                    if container.state is State.RUNNING:
-                        assert container.restart_policy.name in ("always", "unless-stopped")
+                    if container.state is State.PAUSED:
+                        assert live, f"{where}: paused without live_restore"
+                    if container.state in (State.RUNNING, State.PAUSED):
+                        # Restarted by its policy, or (live_restore) adopted, still running.
+                        if not live:
+                            assert container.restart_policy.name in ("always", "unless-stopped")
                         assert container.pid is not None
-                        assert alive(container.pid)
+                        assert alive(container.pid), where
                     else:
                         assert container.state in (State.CREATED, State.STOPPED), where
-                await eventually(functools.partial(nothing_marked, marker), 5)
+                # Nothing the dead engine started is left, but what was adopted.
+                await eventually(functools.partial(nothing_marked, marker, kept), 5)
                 if oci:
                     # Only restored containers that run (or restart) have a runtime
                     # container; a run's delete is asynchronous, hence eventually.
-                    await eventually(functools.partial(runtime_agrees, crash_runtime, back), 10)
+                    await eventually(functools.partial(runtime_agrees, runtime, back), 10)
                     homes = {p.name for p in (root / "snapshots/overlayfs/containers").iterdir()}
                     assert homes == set(back), f"{where}: root filesystems and containers differ"
                 for container in list(back.values()):
                     if chooser.random() < 0.3:
                         await container.remove(force=True)
+                    elif live and container.state in (State.RUNNING, State.PAUSED):
+                        # Not left to outlive this engine: its monitor would be a child of
+                        # the test process, and a zombie of it once another engine stops it.
+                        await container.stop(timeout=0)
     if os.geteuid() == 0:
         left = [
             path
@@ -283,7 +309,11 @@ async def test_crash_at_random_points_never_loses_a_created_container(
 
 
 def runtime_agrees(runtime: str, containers: dict[str, Container]) -> bool:
-    live = {c.short_id for c in containers.values() if c.state is State.RUNNING or c.restarting}
+    live = {
+        c.short_id
+        for c in containers.values()
+        if c.state in (State.RUNNING, State.PAUSED) or c.restarting
+    }
     return {name.rsplit("-", 1)[0] for name in runtime_ids(runtime)} <= live
 
 
@@ -293,8 +323,20 @@ def runtime_ids(runtime: str) -> list[str]:
     return [entry.name for entry in state.iterdir()] if state.is_dir() else []
 
 
-def nothing_marked(marker: str) -> bool:
-    return not marked_processes(marker)
+def nothing_marked(marker: str, kept: frozenset[str] = frozenset()) -> bool:
+    """No process the dead engine started is left, but the monitors and processes of the
+    containers in ``kept`` (short ids: adopted by live_restore)."""
+    return all(_serves(pid, kept) for pid in marked_processes(marker))
+
+
+def _serves(pid: int, kept: frozenset[str]) -> bool:
+    """Whether ``pid`` is a monitor (its command line) or a process (its cgroups) of a
+    container in ``kept``; True for one that is gone meanwhile."""
+    try:
+        about = Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/cgroup").read_bytes()
+    except OSError:
+        return True
+    return any(short_id.encode() in about for short_id in kept)
 
 
 async def test_a_second_engine_on_the_same_root_is_refused(tmp_path: Path) -> None:
