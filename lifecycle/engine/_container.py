@@ -88,6 +88,7 @@ from lifecycle.runtime import RuntimeDriver, RuntimeHandle, SpawnFailure
 __all__ = [
     "Container",
     "cancel_pending_restart",
+    "committed_state",
     "detach_for_shutdown",
     "exit_observed",
     "flush_record",
@@ -1165,6 +1166,11 @@ async def start_on_restore(container: Container) -> None:
         get_logger().error(
             "restart on restore failed", container_id=container.short_id, reason=str(error)
         )
+
+
+def committed_state(container: Container) -> State:
+    """Its state as last committed (no look at the OS: ``Engine.graph``)."""
+    return container._model.state
 
 
 def is_live(container: Container) -> bool:

@@ -12,10 +12,17 @@ handling as a task.
 Level-triggered: a pipe with more than one read's worth of data is simply
 reported again on the next round, so one noisy container cannot starve the
 others.
+
+On asyncio the epoll descriptor is registered with the loop once, for good
+(``loop.add_reader``): ``anyio.wait_readable`` adds and removes it at every
+round, and each time the loop's epoll walks our whole set (about 90 ns per
+watched descriptor: 0.8 ms a round at 9,000 -- issue 20's profile). Trio
+keeps its own registration cheap, so there it stays a loop of waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 from collections.abc import Callable
@@ -91,19 +98,48 @@ class Multiplexer:
 
     async def run(self) -> None:
         """Dispatch readiness until cancelled. Cancellation: returns between rounds."""
+        loop = _running_asyncio_loop()
+        if loop is not None:
+            await self._run_registered(loop)
+            return
         epoll = self._epoll
-        handlers = self._handlers
-        pipes = self._pipes
         while True:
             await anyio.wait_readable(epoll.fileno())
-            ready = [fd for fd, _ in epoll.poll(0)]
-            # Pipes first: an exit and the end of its output usually arrive in
-            # the same round, and the exit is then complete without a task.
-            ready.sort(key=lambda fd: fd not in pipes)
-            for fd in ready:
-                handler = handlers.get(fd)
-                if handler is not None:
-                    handler()
+            self._dispatch()
+
+    async def _run_registered(self, loop: asyncio.AbstractEventLoop) -> None:
+        """asyncio: one ``add_reader`` for the whole run; each readiness is one round."""
+        fd = self._epoll.fileno()
+        failed: list[BaseException] = []
+        stop = anyio.Event()
+
+        def round_() -> None:
+            try:
+                self._dispatch()
+            except BaseException as error:  # a handler's bug ends the run, as in a task
+                loop.remove_reader(fd)
+                failed.append(error)
+                stop.set()
+
+        loop.add_reader(fd, round_)
+        try:
+            await stop.wait()
+        finally:
+            loop.remove_reader(fd)
+        raise failed[0]
+
+    def _dispatch(self) -> None:
+        """One round: call the handler of every descriptor that is ready now."""
+        ready = [fd for fd, _ in self._epoll.poll(0)]
+        # Pipes first: an exit and the end of its output usually arrive in
+        # the same round, and the exit is then complete without a task.
+        pipes = self._pipes
+        ready.sort(key=lambda fd: fd not in pipes)
+        handlers = self._handlers
+        for fd in ready:
+            handler = handlers.get(fd)
+            if handler is not None:
+                handler()
 
     def close(self) -> None:
         """End every pipe still open (their readers see end of stream), then the epoll set."""
@@ -113,3 +149,11 @@ class Multiplexer:
             self.forget(fd)
         anyio.notify_closing(self._epoll.fileno())
         self._epoll.close()
+
+
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop this task runs on; None on trio."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -167,3 +167,22 @@ async def test_a_read_from_another_thread_commits_nothing() -> None:
             assert State.RUNNING == await anyio.to_thread.run_sync(lambda: container.state)
             assert State.PAUSED == state_now(container)
             assert State.PAUSED == await anyio.to_thread.run_sync(lambda: container.state)
+
+
+async def test_the_observer_reaches_every_container_of_a_fleet() -> None:
+    """The periodic look works through the fleet in slices (checkpoints between them), and
+    still reaches every container: the last of 300 stopped from outside becomes paused,
+    with its event, without anyone reading its state; and the fleet graph counts it
+    paused from the committed state alone."""
+    async with watched(0.05, actions={"pause"}) as (engine, events):
+        fleet = [await engine.create(["sleep", "60"]) for _ in range(300)]
+        for container in fleet:
+            await container.start()
+        last = fleet[-1]
+        assert last.pid is not None
+        os.kill(last.pid, signal.SIGSTOP)
+        event = await next_event(events)
+        assert (last.id, "true") == (event.container_id, event.attributes["external"])
+        assert 'paused [label="paused (1)"' in engine.graph().source
+        for container in fleet:
+            await container.kill()
