@@ -24,7 +24,14 @@ from lifecycle import Container, Engine, ImageStore, JournalError, State
 from lifecycle.journal import Journal
 
 from ..images.tools import busybox_system_rootfs, require
-from ..oshelpers import eventually, proc_state, read_first_line, require_root, tmpfs
+from ..oshelpers import (
+    eventually,
+    proc_state,
+    read_first_line,
+    read_proc_stat,
+    require_root,
+    tmpfs,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -277,11 +284,17 @@ async def test_crash_at_random_points_never_loses_a_created_container(
                     if container.state is State.PAUSED:
                         assert live, f"{where}: paused without live_restore"
                     if container.state in (State.RUNNING, State.PAUSED):
-                        # Restarted by its policy, or (live_restore) adopted, still running.
-                        if not live:
-                            assert container.restart_policy.name in ("always", "unless-stopped")
+                        # Restarted by its policy: a child of this engine (it may have exited
+                        # already, `true`, its die not yet committed); or, with live_restore,
+                        # adopted: its PID 1 still running.
                         assert container.pid is not None
-                        assert alive(container.pid), where
+                        stat = read_proc_stat(container.pid)
+                        restarted = stat is not None and stat.ppid == os.getpid()
+                        if restarted or not live:
+                            assert restarted, f"{where}: {container} is not this engine's"
+                            assert container.restart_policy.name in ("always", "unless-stopped")
+                        else:
+                            assert alive(container.pid), where
                     else:
                         assert container.state in (State.CREATED, State.STOPPED), where
                 # Nothing the dead engine started is left, but what was adopted.
