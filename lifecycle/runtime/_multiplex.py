@@ -24,32 +24,47 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import select
 from collections.abc import Callable
 from typing import Final, final
 
 import anyio
 
+from lifecycle._logging import get_logger
 from lifecycle.logs import Stream
 from lifecycle.runtime._driver import OutputSink
+from lifecycle.runtime._relay import OutputRelay
 
 __all__ = ["Multiplexer"]
 
 _READ_SIZE: Final = 64 * 1024
 _EVENTS: Final = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
+# The share of the soft descriptor limit this multiplexer's own descriptors may take
+# before new containers' output goes through a relay (0: every container's does).
+DIRECT_SHARE: Final = 0.5
+# Containers per relay: each costs it two descriptors, under its own (raised) limit.
+RELAY_CAPACITY: Final = 8_000
 
 
 @final
 class Multiplexer:
     """Readiness of many descriptors through one epoll descriptor."""
 
-    __slots__ = ("_epoll", "_handlers", "_pipes")
+    __slots__ = ("_budget", "_epoll", "_handlers", "_pipes", "_relays")
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._handlers: dict[int, Callable[[], None]] = {}
         # Output pipes we own (closed on EOF, or by close()): fd -> its end-of-stream call.
         self._pipes: dict[int, Callable[[], None]] = {}
+        self._relays: list[OutputRelay] = []
+        self._budget: int | None = None  # read at the first output (the engine raises it)
+
+    @property
+    def relayed(self) -> int:
+        """How many containers' output goes through relays now."""
+        return sum(len(relay) for relay in self._relays)
 
     def watch(self, fd: int, handler: Callable[[], None]) -> None:
         """Call ``handler()`` whenever ``fd`` is readable, until ``forget(fd)``."""
@@ -64,10 +79,37 @@ class Multiplexer:
         self, fds: tuple[int, int], sink: OutputSink, closed: Callable[[], None]
     ) -> None:
         """Feed what the stdout and stderr pipes ``fds`` carry to ``sink``; at each one's
-        EOF, close it and call ``closed``."""
+        EOF, close it and call ``closed``. Past the descriptor budget, through a relay."""
+        if self._over_budget() and self._relay(fds, sink, closed):
+            return
         stdout, stderr = fds
         self._watch_output(stdout, "stdout", sink, closed)
         self._watch_output(stderr, "stderr", sink, closed)
+
+    def _over_budget(self) -> bool:
+        if self._budget is None:
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            if soft == resource.RLIM_INFINITY:
+                soft = 1 << 20
+            self._budget = int(soft * DIRECT_SHARE)
+        return len(self._handlers) + 2 > self._budget
+
+    def _relay(self, fds: tuple[int, int], sink: OutputSink, closed: Callable[[], None]) -> bool:
+        """Hand ``fds`` to a relay with room (a new one if none has); False: keep them."""
+        relay = self._relays[-1] if self._relays else None
+        if relay is None or len(relay) >= RELAY_CAPACITY:
+            try:
+                relay = OutputRelay()
+            except OSError:
+                return False
+            get_logger().info(
+                "new containers' output now goes through a relay",
+                relays=len(self._relays) + 1,
+                descriptor_budget=self._budget,
+            )
+            self._relays.append(relay)
+            self.watch(relay.socket.fileno(), relay.readable)
+        return relay.hand_over(fds, sink, closed)
 
     def _watch_output(
         self, fd: int, stream: Stream, sink: OutputSink, closed: Callable[[], None]
@@ -145,6 +187,10 @@ class Multiplexer:
         """End every pipe still open (their readers see end of stream), then the epoll set."""
         for end in list(self._pipes.values()):
             end()
+        for relay in self._relays:
+            self.forget(relay.socket.fileno())
+            relay.close()
+        self._relays.clear()
         for fd in list(self._handlers):
             self.forget(fd)
         anyio.notify_closing(self._epoll.fileno())
