@@ -23,6 +23,7 @@ keeps its own registration cheap, so there it stays a loop of waits.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import resource
 import select
@@ -108,8 +109,14 @@ class Multiplexer:
                 descriptor_budget=self._budget,
             )
             self._relays.append(relay)
-            self.watch(relay.socket.fileno(), relay.readable)
+            self.watch(relay.socket.fileno(), functools.partial(self._relay_readable, relay))
         return relay.hand_over(fds, sink, closed)
+
+    def _relay_readable(self, relay: OutputRelay) -> None:
+        if not relay.readable():  # it died: its streams have ended; no more of it
+            self.forget(relay.socket.fileno())
+            self._relays.remove(relay)
+            relay.close()
 
     def _watch_output(
         self, fd: int, stream: Stream, sink: OutputSink, closed: Callable[[], None]
@@ -150,25 +157,18 @@ class Multiplexer:
             self._dispatch()
 
     async def _run_registered(self, loop: asyncio.AbstractEventLoop) -> None:
-        """asyncio: one ``add_reader`` for the whole run; each readiness is one round."""
+        """asyncio: one ``add_reader`` for the whole run. Its callback only wakes this
+        task, which dispatches: handlers run in a task, as on trio (anyio calls need one)."""
         fd = self._epoll.fileno()
-        failed: list[BaseException] = []
-        stop = anyio.Event()
-
-        def round_() -> None:
-            try:
-                self._dispatch()
-            except BaseException as error:  # a handler's bug ends the run, as in a task
-                loop.remove_reader(fd)
-                failed.append(error)
-                stop.set()
-
-        loop.add_reader(fd, round_)
+        wake = asyncio.Event()
+        loop.add_reader(fd, wake.set)
         try:
-            await stop.wait()
+            while True:
+                await wake.wait()
+                wake.clear()
+                self._dispatch()
         finally:
             loop.remove_reader(fd)
-        raise failed[0]
 
     def _dispatch(self) -> None:
         """One round: call the handler of every descriptor that is ready now."""

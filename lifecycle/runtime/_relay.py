@@ -106,13 +106,14 @@ class OutputRelay:
             os.close(fd)
         return True
 
-    def readable(self) -> None:
-        """What the relay sent, fed to the sinks (at most a bounded number of messages)."""
+    def readable(self) -> bool:
+        """What the relay sent, fed to the sinks (at most a bounded number of messages);
+        False once the relay is gone (its streams have ended: ``close`` it)."""
         for _ in range(_MESSAGES_PER_ROUND):
             try:
                 message = self.socket.recv(_HEADER.size + _READ_SIZE)
             except BlockingIOError:
-                return
+                return True
             except OSError:
                 message = b""
             if not message:
@@ -121,7 +122,7 @@ class OutputRelay:
                         "an output relay died", pid=self._pid, containers=len(self._relayed)
                     )
                 self._end_all()
-                return
+                return False
             key, stream = _HEADER.unpack_from(message)
             relayed = self._relayed.get(key)
             if relayed is None or stream > 1:
@@ -131,6 +132,7 @@ class OutputRelay:
                 relayed.sink.feed(_STREAMS[stream], chunk)
             else:
                 self._finish(key, relayed, stream)
+        return True
 
     def _finish(self, key: int, relayed: _Relayed, stream: int) -> None:
         if not relayed.open[stream]:
