@@ -100,8 +100,7 @@ class RawFleet:
         for child, _, _, _ in self.children:
             os.killpg(child.pid, signal.SIGTERM)
         for child, pidfd, out_read, err_read in self.children:
-            select.select([pidfd], [], [])
-            os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED)  # blocks until it exits
             child.returncode = -signal.SIGTERM  # reaped by pidfd: Popen must not wait
             for fd in (pidfd, out_read, err_read):
                 self.epoll.unregister(fd)

@@ -21,6 +21,7 @@ from lifecycle.containment._reaper import (
     SubreaperLease,
     is_subreaper,
     pidfd_exited,
+    readable_within,
     reap,
     reap_exited,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "pidfd_exited",
     "procfs",
     "raise_open_files_limit",
+    "readable_within",
     "reap",
     "reap_exited",
 ]

@@ -28,6 +28,7 @@ __all__ = [
     "SubreaperLease",
     "is_subreaper",
     "pidfd_exited",
+    "readable_within",
     "reap",
     "reap_exited",
 ]
@@ -96,9 +97,16 @@ class SubreaperLease:
 
 def pidfd_exited(pidfd: int) -> bool:
     """Whether the process of ``pidfd`` has exited (a pidfd is readable then), reaped or not."""
+    return readable_within(pidfd, 0)
+
+
+def readable_within(fd: int, timeout: float | None) -> bool:
+    """Block until ``fd`` is readable (a pidfd: its process exited) or ``timeout`` seconds
+    pass (None: no limit); whether it is. ``poll``, not ``select``: a fleet's descriptors
+    are numbered far above select's 1,024."""
     poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(0))
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
 
 
 def reap(pidfd: int) -> tuple[int, int | None]:

@@ -19,7 +19,6 @@ import array
 import contextlib
 import itertools
 import os
-import select
 import signal
 import socket
 import struct
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Final, final
 
 from lifecycle._logging import get_logger
+from lifecycle.containment import readable_within
 from lifecycle.logs import Stream
 from lifecycle.runtime._driver import OutputSink
 
@@ -154,7 +154,7 @@ class OutputRelay:
         self._end_all()
         with contextlib.suppress(OSError):
             self.socket.close()
-        if not select.select([self._pidfd], [], [], _EXIT_TIMEOUT)[0]:
+        if not readable_within(self._pidfd, _EXIT_TIMEOUT):
             with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Final, final
 
 import anyio
 
-from lifecycle.containment import UNKNOWN_EXIT_CODE, pidfd_exited
+from lifecycle.containment import UNKNOWN_EXIT_CODE, pidfd_exited, readable_within
 from lifecycle.runtime import SpawnFailure
 from lifecycle.runtime.oci._runtime import COMMAND_TIMEOUT, Runtime, create_failure, last_error
 
@@ -72,7 +71,7 @@ class Monitor:
     def reap_blocking(self, timeout: float) -> None:
         """Wait (blocking, at most ``timeout`` s) for it to exit, reap it, close the pidfd."""
         if self._pidfd is not None:
-            select.select([self._pidfd], [], [], timeout)
+            readable_within(self._pidfd, timeout)
             with contextlib.suppress(ChildProcessError):
                 os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)
         self.close()
@@ -169,8 +168,7 @@ def _read_status(fd: int) -> str | None:
     """The monitor's one line on fd 3 ('' if it closed it unsaid); None after the timeout."""
     data = b""
     while True:
-        ready, _, _ = select.select([fd], [], [], COMMAND_TIMEOUT)
-        if not ready:
+        if not readable_within(fd, COMMAND_TIMEOUT):
             return None
         chunk = os.read(fd, 4096)
         if not chunk:
