@@ -552,9 +552,10 @@ class SupervisedProcess:
             # A full scan: while the group dies, its members are being re-parented.
             return not procfs.group_members(self.pid, exclude=self.pid)
 
-        if self._cgroup is not None or self._group_may_have_members():
+        group_left = self._group_may_have_members()
+        if self._cgroup is not None or group_left:
             await poll_until(gone, LEFTOVER_TIMEOUT)
-        self._reap_leftovers()
+        self._reap_leftovers(scan_children=group_left)
         if self.output_fds is not None:
             with anyio.move_on_after(OUTPUT_DRAIN_TIMEOUT):
                 await self._outputs_closed.wait()
@@ -562,9 +563,16 @@ class SupervisedProcess:
             await poll_until(self._cgroup.remove, LEFTOVER_TIMEOUT)
         self._exited.set()
 
-    def _reap_leftovers(self) -> None:
-        """Reap the zombies of the container that are our children (orphans come to us)."""
+    def _reap_leftovers(self, *, scan_children: bool) -> None:
+        """Reap the zombies of the container that are our children (orphans come to us).
+
+        ``scan_children``: its process group had members besides the main process, so
+        some may be zombies re-parented to us; they are found among all our children,
+        a stat each: O(fleet), so only then (issue 20: every exit paid it).
+        """
         reap_exited(self._signalled)
+        if not scan_children:
+            return
         for pid in procfs.zombie_children(os.getpid()):
             stat = procfs.read_stat(pid)
             if stat is not None and stat.pgrp == self.pid:
