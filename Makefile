@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/journal.py
 	$(BIN)/python benchmarks/oci.py
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/scale.py
 
 # The long reliability profiles: 10,000 lifecycles, PID-wrapping churn, a long Hypothesis run.
 soak: $(STAMP)

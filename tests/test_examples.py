@@ -165,3 +165,13 @@ def test_api_benchmark_still_runs() -> None:
     output = quick_benchmark("api.py")
     for text in ("engine in-process", "Docker SDK", "docker CLI", "GET /_ping"):
         assert text in output
+
+
+@pytest.mark.timeout(300)
+def test_scale_benchmark_still_runs() -> None:
+    """benchmarks/scale.py runs in its tiny size (fleets of 1 and 10, both backends)."""
+    output = quick_benchmark("scale.py")
+    assert "RLIMIT_NOFILE soft" in output
+    for backend in ("asyncio", "trio"):
+        assert f"{backend}: fleet" in output
+    assert 4 == sum(line.split()[:1] in (["1"], ["10"]) for line in output.splitlines())
