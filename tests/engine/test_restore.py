@@ -403,3 +403,19 @@ async def test_a_journal_that_cannot_be_written_is_the_callers_error(tiny_root: 
             filler.unlink()
             await container.stop(timeout=0)  # written again: the record catches up
             assert State.STOPPED is Journal(tiny_root).read(container.id).state
+
+
+async def test_live_restore_stops_native_containers_at_shutdown_as_ever(tmp_path: Path) -> None:
+    """A native container is the engine's child: live_restore cannot keep it, so the
+    shutdown stops it (SIGTERM, 143) and the next engine restores it stopped with that
+    code, not as a run it never saw end."""
+    with anyio.fail_after(20):
+        async with Engine(root=tmp_path, live_restore=True) as engine:
+            container = await engine.create(["sleep", "60"], name="native")
+            await container.start()
+            pid = container.pid
+        assert pid is not None
+        assert proc_state(pid) is None
+        async with Engine(root=tmp_path, live_restore=True) as engine:
+            back = engine.get("native")
+            assert (State.STOPPED, 143) == (back.state, back.exit_code)
