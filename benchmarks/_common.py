@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import statistics
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 
 from lifecycle import Engine
@@ -63,16 +65,31 @@ async def engine_cycle(engine: Engine) -> None:
 
 
 async def raw_cycle() -> None:
-    """The same lifecycle written directly with anyio.open_process and os.killpg."""
-    process = await anyio.open_process(["sleep", "60"], start_new_session=True)
+    """The same lifecycle written directly with anyio.open_process and os.killpg, with the
+    engine's stdio: stdin /dev/null, stdout and stderr pipes read to their end."""
+    process = await anyio.open_process(
+        ["sleep", "60"], stdin=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         os.killpg(process.pid, signal.SIGSTOP)
         await wait_stopped(process.pid)
         os.killpg(process.pid, signal.SIGCONT)
         os.killpg(process.pid, signal.SIGTERM)
         await process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                await drain(stream)
     finally:
         await process.aclose()
+
+
+async def drain(stream: anyio.abc.ByteReceiveStream) -> bytes:
+    """Everything ``stream`` carries until its end."""
+    chunks = []
+    with contextlib.suppress(anyio.EndOfStream, anyio.ClosedResourceError):
+        while True:
+            chunks.append(await stream.receive())
+    return b"".join(chunks)
 
 
 async def timed(function: Callable[[], Awaitable[object]]) -> float:

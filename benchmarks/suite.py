@@ -55,6 +55,8 @@ class Sizes:
     events: int = 20_000
     supervisord_cycles: int = 100
     supervisord_exits: int = 100
+    # A concurrent round repeats its batch until it has run this long (noise: issue 20).
+    min_round_seconds: float = 1.0
 
 
 QUICK = Sizes(
@@ -69,6 +71,7 @@ QUICK = Sizes(
     events=200,
     supervisord_cycles=3,
     supervisord_exits=3,
+    min_round_seconds=0.0,
 )
 
 ROWS: list[tuple[str, str, str, str, str]] = []
@@ -90,17 +93,30 @@ def row(metric: str, engine: str, raw: str = "", peer: str = "", ratio: str = ""
 # -- 1. cycle throughput ---------------------------------------------------------
 
 
-async def per_second(cycle: Callable[[], Awaitable[None]], count: int, concurrent: int) -> float:
+async def per_second(
+    cycle: Callable[[], Awaitable[None]], count: int, concurrent: int, min_seconds: float = 0.0
+) -> tuple[float, float]:
+    """(cycles per second, CPU milliseconds per cycle: this process's and its reaped
+    children's). Concurrent: batches of ``concurrent`` until ``min_seconds`` have passed."""
+    cpu_before = _cpu_seconds()
     started = time.perf_counter()
     if concurrent <= 1:
         for _ in range(count):
             await cycle()
     else:
-        async with anyio.create_task_group() as group:
-            for _ in range(concurrent):
-                group.start_soon(cycle)
-        count = concurrent
-    return count / (time.perf_counter() - started)
+        count = 0
+        while count == 0 or time.perf_counter() - started < min_seconds:
+            async with anyio.create_task_group() as group:
+                for _ in range(concurrent):
+                    group.start_soon(cycle)
+            count += concurrent
+    elapsed = time.perf_counter() - started
+    return count / elapsed, (_cpu_seconds() - cpu_before) / count * 1e3
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 async def cycle_section(sizes: Sizes, label: str) -> dict[str, float]:
@@ -108,14 +124,24 @@ async def cycle_section(sizes: Sizes, label: str) -> dict[str, float]:
     for concurrent in (1, sizes.concurrent):
         engine_rates: list[float] = []
         raw_rates: list[float] = []
+        engine_cpu: list[float] = []
+        raw_cpu: list[float] = []
         async with Engine() as engine:
 
             async def ours(engine: Engine = engine) -> None:
                 await engine_cycle(engine)
 
             for _ in range(sizes.rounds):
-                engine_rates.append(await per_second(ours, sizes.cycles, concurrent))
-                raw_rates.append(await per_second(raw_cycle, sizes.cycles, concurrent))
+                rate, cpu = await per_second(
+                    ours, sizes.cycles, concurrent, sizes.min_round_seconds
+                )
+                engine_rates.append(rate)
+                engine_cpu.append(cpu)
+                rate, cpu = await per_second(
+                    raw_cycle, sizes.cycles, concurrent, sizes.min_round_seconds
+                )
+                raw_rates.append(rate)
+                raw_cpu.append(cpu)
         ratio = median(engine_rates) / median(raw_rates)
         mode = "sequential" if concurrent == 1 else f"{concurrent} concurrent"
         ratios[mode] = ratio
@@ -125,6 +151,13 @@ async def cycle_section(sizes: Sizes, label: str) -> dict[str, float]:
             f"{median(raw_rates):.0f} ({spread(raw_rates)})",
             ratio=f"{ratio:.2f}x raw",
         )
+        row(
+            f"CPU ms per cycle, {mode}, {label}",
+            f"{median(engine_cpu):.2f}",
+            f"{median(raw_cpu):.2f}",
+            # os.times() counts in clock ticks (10 ms): a tiny run may show none at all.
+            ratio=f"{median(engine_cpu) / median(raw_cpu):.2f}x raw" if median(raw_cpu) else "",
+        )
     return ratios
 
 
@@ -132,16 +165,16 @@ async def cycle_section(sizes: Sizes, label: str) -> dict[str, float]:
 
 
 FLEET_CHILD = r"""
-import anyio, json, os, resource, signal, sys, time
+import anyio, json, os, resource, signal, subprocess, sys, time
 sys.path.insert(0, {bench!r})
-from _common import wait_stopped
+from _common import drain, wait_stopped
 from lifecycle import Engine
 size, side, backend = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
 async def engine_side():
     async with Engine() as engine:
+        started = time.perf_counter()  # create() is part of starting a fleet
         fleet = [await engine.create(["sleep", "600"]) for _ in range(size)]
-        started = time.perf_counter()
         async with anyio.create_task_group() as group:
             for c in fleet:
                 group.start_soon(c.start)
@@ -155,7 +188,8 @@ async def engine_side():
 async def raw_side():
     processes = []
     async def start():
-        processes.append(await anyio.open_process(["sleep", "600"], start_new_session=True))
+        processes.append(await anyio.open_process(
+            ["sleep", "600"], stdin=subprocess.DEVNULL, start_new_session=True))
     started = time.perf_counter()
     async with anyio.create_task_group() as group:
         for _ in range(size):
@@ -164,6 +198,8 @@ async def raw_side():
     async def stop(p):
         os.killpg(p.pid, signal.SIGTERM)
         await p.wait()
+        await drain(p.stdout)
+        await drain(p.stderr)
         await p.aclose()
     started = time.perf_counter()
     async with anyio.create_task_group() as group:
