@@ -364,10 +364,15 @@ class OciDriver:
         """``runtime delete --force`` (state and cgroups), then the bundle. Never raises."""
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self._runtime.delete_now, runtime_id)
-            await anyio.to_thread.run_sync(remove_tree, bundle)
-            if bundle.parent != self._bundles:  # an adopted run's: its engine's may be empty
-                with contextlib.suppress(OSError):
-                    bundle.parent.rmdir()
+            await anyio.to_thread.run_sync(self._remove_bundle, bundle)
+
+    def _remove_bundle(self, bundle: Path) -> None:
+        """Remove a run's bundle; an adopted run's was another engine's, whose directory
+        may be empty now (blocking)."""
+        remove_tree(bundle)
+        if bundle.parent != self._bundles:
+            with contextlib.suppress(OSError):
+                bundle.parent.rmdir()
 
     async def probe(
         self,
@@ -389,11 +394,9 @@ class OciDriver:
             # runc exec does not kill what it exec'd when it is killed itself: the probe's
             # own process (its host pid is in the pid file) goes first. A pid from the file
             # is checked against the container's cgroup before it is signalled.
-            try:
-                pid = int(pid_file.read_text(encoding="ascii").strip())
-            except (OSError, ValueError):
-                return
-            handle.kill_member(pid)
+            pid = _read_pid_file(pid_file)
+            if pid is not None:
+                handle.kill_member(pid)
 
         try:
             return await run_probe(
@@ -421,16 +424,14 @@ class OciDriver:
             left = [name for name in names if name.startswith(prefix)]
             bundles = list(STATE_ROOT.glob(f"bundles/*/{prefix}*"))
             # live_restore: a run's monitor exits once its PID 1 is killed; reaped if ours.
-            monitors = [m for m in map(_monitor_of, bundles) if m is not None]
+            found = (_monitor_of(_read_pid_file(b / "pid"), b.name) for b in bundles)
+            monitors = [monitor for monitor in found if monitor is not None]
             for runtime_id in left:
                 self._runtime.delete_now(runtime_id)
             for monitor in monitors:
                 monitor.reap_blocking(MONITOR_EXIT_TIMEOUT)
             for bundle in bundles:
-                remove_tree(bundle)
-                if bundle.parent != self._bundles:  # an engine's directory may be empty now
-                    with contextlib.suppress(OSError):
-                        bundle.parent.rmdir()
+                self._remove_bundle(bundle)
             for exit_file in EXITS.glob(f"{prefix}*"):  # a monitor's, for a run now over
                 exit_file.unlink(missing_ok=True)
             return left
@@ -483,12 +484,6 @@ class OciDriver:
             )
         if isinstance(found, OciProcess):
             self._supervise(task_group, found, output, on_exit)
-            get_logger().info(
-                "adopted a running container",
-                container_id=prefix[:-1],
-                pid=pid,
-                run=found.runtime_id,
-            )
         return found
 
     def _find_run(
@@ -512,29 +507,24 @@ class OciDriver:
     ) -> OciProcess | None:
         """The run in ``bundle`` if its PID 1 is the journal's and its monitor lives."""
         runtime_id = bundle.name
+        if _read_pid_file(bundle / "pid") != pid:
+            return None
         try:
-            if int((bundle / "pid").read_text(encoding="ascii").strip()) != pid:
-                return None
             pidfd = os.pidfd_open(pid)
-        except (OSError, ValueError):
+        except OSError:
             return None
         output_fds: list[int] = []
         monitor: Monitor | None = None
         adopted = False
         try:
             # The pidfd holds the pid now: what /proc says of it is that process's.
-            stat = procfs.read_stat(pid)
-            if stat is None or procfs.start_time(pid) != start_time:
+            if procfs.start_time(pid) != start_time:
                 return None
             if self._runtime.status_now(runtime_id) not in ("running", "paused"):
                 return None
-            monitor = Monitor(stat.ppid, os.pidfd_open(stat.ppid), EXITS / runtime_id)
+            monitor = _monitor_of(pid, runtime_id)
             parent = procfs.read_stat(pid)  # still its parent, now that a pidfd holds it
-            if (
-                parent is None
-                or parent.ppid != monitor.pid
-                or not _is_monitor(monitor.pid, runtime_id)
-            ):
+            if monitor is None or parent is None or parent.ppid != monitor.pid:
                 return None  # no monitor (killed?): its exit code would be lost
             for stream in ("stdout", "stderr") if capture_output else ():
                 fifo = bundle / stream
@@ -564,20 +554,17 @@ class OciDriver:
         self._subreaper.release()
 
 
-def _monitor_of(bundle: Path) -> Monitor | None:
-    """The monitor of the run in ``bundle`` if it still runs (``live_restore``)."""
-    try:
-        pid = int((bundle / "pid").read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
-        return None
-    stat = procfs.read_stat(pid)
-    if stat is None or not _is_monitor(stat.ppid, bundle.name):
+def _monitor_of(pid: int | None, runtime_id: str) -> Monitor | None:
+    """The monitor of run ``runtime_id`` if it still runs and is the parent of PID 1
+    ``pid`` (``live_restore``); checked again once a pidfd holds it."""
+    stat = None if pid is None else procfs.read_stat(pid)
+    if stat is None or not _is_monitor(stat.ppid, runtime_id):
         return None
     try:
-        monitor = Monitor(stat.ppid, os.pidfd_open(stat.ppid), EXITS / bundle.name)
+        monitor = Monitor(stat.ppid, os.pidfd_open(stat.ppid), EXITS / runtime_id)
     except OSError:
         return None
-    if not _is_monitor(monitor.pid, bundle.name):  # the pid was reused before the pidfd
+    if not _is_monitor(monitor.pid, runtime_id):  # the pid was reused before the pidfd
         monitor.close()
         return None
     return monitor
@@ -593,11 +580,20 @@ def _is_monitor(pid: int, runtime_id: str) -> bool:
     return any(a.endswith(program) for a in arguments) and runtime_id.encode() in arguments
 
 
+def _read_pid_file(path: Path) -> int | None:
+    """The pid a runtime's ``--pid-file`` names (None: no file, or not a pid)."""
+    try:
+        return int(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+
+
 def _open_pid_file(path: Path) -> int | None:
     """A pidfd on the process a runtime's --pid-file names (None: no file, or gone)."""
+    pid = _read_pid_file(path)
     try:
-        return os.pidfd_open(int(path.read_text(encoding="ascii").strip()))
-    except (OSError, ValueError):
+        return None if pid is None else os.pidfd_open(pid)
+    except OSError:
         return None
 
 
