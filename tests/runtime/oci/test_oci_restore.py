@@ -29,6 +29,45 @@ __all__ = ["runtime", "store"]  # the fixtures, shared with the driver's tests
 REPO = Path(__file__).resolve().parents[3]
 
 
+# An engine in a child process: it starts one busybox container, says its PID 1 and short
+# id, and waits; the test then SIGKILLs it, leaving the container as a crash would.
+ENGINE_THAT_WAITS = """
+import anyio, json, sys
+from lifecycle import Engine, ImageStore
+async def main(root, runtime, command, name, live_restore):
+    store = ImageStore(root)
+    async with Engine(store=store, root=store.root, runtime=runtime,
+                      live_restore=live_restore == "live") as engine:
+        c = await engine.create(image="busybox", command=json.loads(command), name=name)
+        await c.start()
+        print(c.pid, c.short_id, flush=True)
+        await anyio.sleep_forever()
+anyio.run(main, *sys.argv[1:])
+"""
+
+
+async def started_by_a_killed_engine(
+    store: ImageStore, runtime: str, command: list[str], name: str, *, live_restore: bool
+) -> tuple[int, str]:
+    """Run ``ENGINE_THAT_WAITS`` until its container runs, SIGKILL it; (PID 1, short id)."""
+    arguments = [
+        str(store.root),
+        runtime,
+        json.dumps(command),
+        name,
+        "live" if live_restore else "",
+    ]
+    process = await anyio.open_process(
+        [sys.executable, "-c", ENGINE_THAT_WAITS, *arguments], cwd=REPO
+    )
+    assert process.stdout is not None
+    pid_text, short_id = (await read_first_line(process.stdout)).decode().split()
+    process.kill()
+    await process.wait()
+    await process.stdout.aclose()
+    return int(pid_text), short_id
+
+
 async def test_writes_survive_a_restart_of_the_engine(
     tmp_path: Path, store: ImageStore, runtime: str
 ) -> None:
@@ -55,28 +94,10 @@ async def test_writes_survive_a_restart_of_the_engine(
 async def test_a_container_left_running_by_a_killed_engine_is_deleted_and_stopped(
     tmp_path: Path, store: ImageStore, runtime: str
 ) -> None:
-    script = (
-        "import anyio, sys\n"
-        "from lifecycle import Engine, ImageStore\n"
-        "async def main():\n"
-        "    store = ImageStore(sys.argv[1])\n"
-        "    async with Engine(store=store, root=store.root, runtime=sys.argv[2]) as engine:\n"
-        "        c = await engine.create(image='busybox', command=['sleep', '60'], name='left')\n"
-        "        await c.start()\n"
-        "        print(c.pid, c.short_id, flush=True)\n"
-        "        await anyio.sleep_forever()\n"
-        "anyio.run(main)\n"
-    )
     with anyio.fail_after(60):
-        process = await anyio.open_process(
-            [sys.executable, "-c", script, str(store.root), runtime], cwd=REPO
+        pid, short_id = await started_by_a_killed_engine(
+            store, runtime, ["sleep", "60"], "left", live_restore=False
         )
-        assert process.stdout is not None
-        pid_text, short_id = (await read_first_line(process.stdout)).decode().split()
-        process.kill()
-        await process.wait()
-        await process.stdout.aclose()
-        pid = int(pid_text)
         assert proc_state(pid) not in (None, "Z")  # runc's container outlived its engine
         assert any(name.startswith(f"{short_id}-") for name in runtime_ids(runtime))
         async with Engine(store=store, root=store.root, runtime=runtime) as engine:
@@ -150,29 +171,10 @@ async def test_live_restore_keeps_the_exit_code_of_a_run_that_ended_while_no_eng
 ) -> None:
     """The engine is SIGKILLed; the container then exits (code 3) with nobody watching but
     its monitor; the next engine restores it stopped with that code, not 255."""
-    script = (
-        "import anyio, sys\n"
-        "from lifecycle import Engine, ImageStore\n"
-        "async def main():\n"
-        "    store = ImageStore(sys.argv[1])\n"
-        "    async with Engine(store=store, root=store.root, runtime=sys.argv[2],\n"
-        "                      live_restore=True) as engine:\n"
-        f"        c = await engine.create(image='busybox', command={TRAPPING!r}, name='gone')\n"
-        "        await c.start()\n"
-        "        print(c.pid, c.short_id, flush=True)\n"
-        "        await anyio.sleep_forever()\n"
-        "anyio.run(main)\n"
-    )
     with anyio.fail_after(60):
-        process = await anyio.open_process(
-            [sys.executable, "-c", script, str(store.root), runtime], cwd=REPO
+        pid, short_id = await started_by_a_killed_engine(
+            store, runtime, TRAPPING, "gone", live_restore=True
         )
-        assert process.stdout is not None
-        pid_text, short_id = (await read_first_line(process.stdout)).decode().split()
-        process.kill()
-        await process.wait()
-        await process.stdout.aclose()
-        pid = int(pid_text)
         assert proc_state(pid) == "S"
         os.kill(pid, signal.SIGTERM)
         await eventually(lambda: proc_state(pid) is None, 10)  # its monitor reaped it
