@@ -92,6 +92,12 @@ async def drain(stream: anyio.abc.ByteReceiveStream) -> bytes:
     return b"".join(chunks)
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    """The value at ``fraction`` (0.99: p99) of ``values``, nearest rank, no interpolation."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
 async def timed(function: Callable[[], Awaitable[object]]) -> float:
     started = time.perf_counter()
     await function()

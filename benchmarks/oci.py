@@ -35,6 +35,9 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import percentile
 
 from lifecycle import Engine, ImageStore
 from lifecycle.model import ContainerSpec
@@ -212,8 +215,7 @@ async def measure(rounds: int, cycles: int, scratch: Path) -> None:  # noqa: PLR
                 await events.__anext__()
                 latencies.append(time.perf_counter() - killed)
                 await container.remove()
-        latencies.sort()
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        p99 = percentile(latencies, 0.99)
         print("\n3. exit detection: SIGKILL of PID 1 -> die event, ms")
         print(f"  p50 {median(latencies) * 1e3:.2f}  p99 {p99 * 1e3:.2f}  ({len(latencies)} runs)")
     await measure_live_restore(store, rounds * cycles)
@@ -248,8 +250,7 @@ async def measure_live_restore(store: ImageStore, count: int) -> None:
                 await container.remove()
     print("\n4. live_restore: each PID 1 under a monitor, ms (median; p99 of exit detection)")
     for live, label in ((False, "without"), (True, "with   ")):
-        ordered = sorted(exits[live])
-        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        p99 = percentile(exits[live], 0.99)
         print(
             f"  {label}  create+start+exit of true {median(starts[live]) * 1e3:6.1f}"
             f"   exit detection p50 {median(exits[live]) * 1e3:5.2f}  p99 {p99 * 1e3:5.2f}"

@@ -41,6 +41,9 @@ import anyio
 import anyio.abc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import percentile
 
 from lifecycle import Container, Engine
 from lifecycle._polling import poll_until
@@ -52,11 +55,6 @@ TERM_IGNORER = ["sh", "-c", "trap '' TERM; exec sleep 3600"]
 KILL_TIMEOUT = 0.05
 TICK = 0.001
 MIN_PROBE_SECONDS = 2.5
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def ms(values: list[float]) -> str:

@@ -33,7 +33,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import burn_cpu, engine_cycle, raw_cycle
+from _common import burn_cpu, engine_cycle, percentile, raw_cycle
 
 from lifecycle import Engine, Event, State, StateModel, Trigger
 from lifecycle.events import EventBus, make_event
@@ -268,11 +268,6 @@ async def exit_latencies(runs: int) -> list[float]:
             latencies.append((event.time_ns - written) / 1e9)
             await container.remove()
     return latencies
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 # -- 4. stop escalation precision ----------------------------------------------------
